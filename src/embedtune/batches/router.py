@@ -1,0 +1,126 @@
+"""HTTP routes of training batches."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.concurrency import run_in_threadpool
+from pydantic import ValidationError
+from starlette.datastructures import UploadFile
+
+from embedtune.batches import service
+from embedtune.batches.schemas import BatchCreate, BatchOut, Example
+from embedtune.db import SessionDep
+from embedtune.errors import EmbedtuneError, Unprocessable, error_responses
+from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+
+router = APIRouter(prefix="/batches", tags=["batches"])
+
+_UPLOAD_SCHEMA: dict[str, Any] = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {
+                "schema": {
+                    "type": "object",
+                    "required": ["file"],
+                    "properties": {
+                        "file": {
+                            "type": "string",
+                            "format": "binary",
+                            "description": "JSONL, one example a line",
+                        },
+                        "name": {"type": "string"},
+                    },
+                }
+            },
+            "application/json": {
+                "schema": {
+                    "type": "object",
+                    "required": ["examples"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "examples": {"type": "array", "items": Example.model_json_schema()},
+                    },
+                }
+            },
+        },
+    }
+}
+
+
+async def _create_from_form(request: Request, session: SessionDep) -> Any:
+    form = await request.form(max_files=1, max_fields=2)
+    try:
+        upload = form.get("file")
+        if not isinstance(upload, UploadFile):
+            raise Unprocessable(
+                "multipart field 'file' (a JSONL file) is required", code="validation_error"
+            )
+        name_field = form.get("name")
+        name = (
+            name_field if isinstance(name_field, str) and name_field else upload.filename or "batch"
+        )
+        return await run_in_threadpool(service.create_from_jsonl, session, name[:255], upload.file)
+    finally:
+        await form.close()
+
+
+async def _create_from_json(request: Request, session: SessionDep) -> Any:
+    try:
+        body = BatchCreate.model_validate(json.loads(await request.body()))
+    except json.JSONDecodeError as exc:
+        raise Unprocessable(f"invalid JSON: {exc.msg}", code="validation_error") from exc
+    except ValidationError as exc:
+        detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        raise Unprocessable(detail, code="validation_error") from exc
+    return await run_in_threadpool(service.create_from_examples, session, body.name, body.examples)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=BatchOut,
+    openapi_extra=_UPLOAD_SCHEMA,
+    responses=error_responses(413, 415, 422),
+)
+async def create_batch(request: Request, session: SessionDep, response: Response) -> BatchOut:
+    """Upload training examples: a JSONL file (multipart) or a JSON body.
+
+    Each example is ``{"query", "positive", "negative"?}``; see the ``Example`` schema.
+    """
+    content_type = request.headers.get("content-type", "")
+    if content_type.startswith("multipart/form-data"):
+        batch = await _create_from_form(request, session)
+    elif content_type.startswith("application/json"):
+        batch = await _create_from_json(request, session)
+    else:
+        raise EmbedtuneError(
+            "send multipart/form-data with a 'file' field, or application/json",
+            code="unsupported_media_type",
+            status_code=415,
+        )
+    response.headers["Location"] = f"/batches/{batch.id}"
+    return BatchOut.model_validate(batch)
+
+
+@router.get(
+    "",
+    response_model=list[BatchOut],
+    responses={
+        200: {"headers": {TOTAL_COUNT_HEADER: {"schema": {"type": "integer"}}}},
+        **error_responses(422),
+    },
+)
+def list_batches(session: SessionDep, page: PageDep, response: Response) -> list[BatchOut]:
+    """Batches, newest first."""
+    batches, total = service.list_batches(session, page.offset, page.limit)
+    set_total(response, total)
+    return [BatchOut.model_validate(batch) for batch in batches]
+
+
+@router.get("/{batch_id}", response_model=BatchOut, responses=error_responses(404))
+def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
+    return BatchOut.model_validate(service.get_batch(session, batch_id))

@@ -1,0 +1,34 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class Example(BaseModel):
+    """One training pair, as stored (documentation of the JSONL line format)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    query: str = Field(min_length=1)
+    positive: str = Field(min_length=1)
+    negative: str | None = None
+
+
+class BatchCreate(BaseModel):
+    """The JSON form of ``POST /batches``; examples are validated one by one."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str | None = Field(default=None, min_length=1, max_length=255)
+    examples: list[Any]
+
+
+class BatchOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    name: str
+    num_examples: int
+    created_at: datetime

@@ -1,0 +1,143 @@
+"""Training batches: validated whole before anything is stored, immutable afterwards."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from collections.abc import Iterable
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy.orm import Session
+
+from embedtune import artifacts
+from embedtune.batches import repository
+from embedtune.batches.tables import Batch
+from embedtune.errors import NotFound, Unprocessable
+from embedtune.ids import new_id
+
+_REQUIRED = ("query", "positive")
+_ALLOWED = frozenset({"query", "positive", "negative"})
+
+
+class InvalidExample(ValueError):
+    pass
+
+
+def normalize_example(raw: Any) -> dict[str, str]:
+    """The stored form of one example; raises InvalidExample saying what is wrong."""
+    if not isinstance(raw, dict):
+        raise InvalidExample(f"expected a JSON object, got {type(raw).__name__}")
+    unknown = sorted(set(raw) - _ALLOWED)
+    if unknown:
+        raise InvalidExample(f"unknown field(s) {', '.join(map(repr, unknown))}")
+    example: dict[str, str] = {}
+    for field in (*_REQUIRED, "negative"):
+        value = raw.get(field)
+        if value is None:
+            if field in _REQUIRED:
+                raise InvalidExample(f"{field!r} is required")
+            continue
+        if not isinstance(value, str):
+            raise InvalidExample(f"{field!r} must be a string, got {type(value).__name__}")
+        if not value.strip():
+            raise InvalidExample(f"{field!r} must not be empty")
+        example[field] = value
+    return example
+
+
+class _StagedBatch:
+    """Validated examples written to a temporary file in the artifact store."""
+
+    def __init__(self) -> None:
+        handle, name = tempfile.mkstemp(suffix=".jsonl", dir=artifacts.upload_dir())
+        self.path = Path(name)
+        self.file = os.fdopen(handle, "w", encoding="utf-8")
+        self.num_examples = 0
+
+    def add(self, raw: Any) -> None:
+        self.file.write(json.dumps(normalize_example(raw), ensure_ascii=False) + "\n")
+        self.num_examples += 1
+
+    def discard(self) -> None:
+        self.file.close()
+        self.path.unlink(missing_ok=True)
+
+
+def _parse_jsonl(lines: Iterable[bytes], staged: _StagedBatch) -> None:
+    for number, line in enumerate(lines, start=1):
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidExample(f"line {number}: not UTF-8 ({exc.reason})") from exc
+        if not text.strip():
+            continue
+        try:
+            raw = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise InvalidExample(f"line {number}: invalid JSON ({exc.msg})") from exc
+        try:
+            staged.add(raw)
+        except InvalidExample as exc:
+            raise InvalidExample(f"line {number}: {exc}") from exc
+
+
+def _parse_list(examples: list[Any], staged: _StagedBatch) -> None:
+    for index, raw in enumerate(examples):
+        try:
+            staged.add(raw)
+        except InvalidExample as exc:
+            raise InvalidExample(f"examples[{index}]: {exc}") from exc
+
+
+def _store(session: Session, name: str, fill: Any) -> Batch:
+    staged = _StagedBatch()
+    try:
+        fill(staged)
+        if staged.num_examples == 0:
+            raise InvalidExample("the batch has no examples")
+        staged.file.close()
+        batch_id = new_id("batch-")
+        path = artifacts.batch_path(batch_id)
+        size = staged.path.stat().st_size
+        staged.path.replace(path)
+    except InvalidExample as exc:
+        staged.discard()
+        raise Unprocessable(str(exc), code="invalid_batch") from exc
+    except BaseException:
+        staged.discard()
+        raise
+    batch = Batch(
+        id=batch_id, name=name, path=str(path), num_examples=staged.num_examples, size_bytes=size
+    )
+    try:
+        repository.insert(session, batch)
+        session.commit()
+    except BaseException:
+        session.rollback()
+        path.unlink(missing_ok=True)
+        raise
+    return batch
+
+
+def create_from_jsonl(session: Session, name: str, file: IO[bytes]) -> Batch:
+    """Stores a JSONL upload; raises Unprocessable ``invalid_batch`` naming the bad line."""
+    return _store(session, name, lambda staged: _parse_jsonl(file, staged))
+
+
+def create_from_examples(session: Session, name: str | None, examples: list[Any]) -> Batch:
+    """Stores a JSON list; raises Unprocessable ``invalid_batch`` naming the bad example."""
+    return _store(session, name or "batch", lambda staged: _parse_list(examples, staged))
+
+
+def get_batch(session: Session, batch_id: str) -> Batch:
+    """Raises NotFound (``batch_not_found``)."""
+    batch = repository.get(session, batch_id)
+    if batch is None:
+        raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
+    return batch
+
+
+def list_batches(session: Session, offset: int, limit: int) -> tuple[list[Batch], int]:
+    return repository.list_newest_first(session, offset, limit), repository.count(session)

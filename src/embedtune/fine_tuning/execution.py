@@ -1,0 +1,271 @@
+"""What a worker does with a claimed task: run its plugin and record the outcome."""
+
+from __future__ import annotations
+
+import gc
+import logging
+import os
+import socket
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from embedtune import artifacts
+from embedtune.batches import service as batches
+from embedtune.config import Settings
+from embedtune.db import new_session
+from embedtune.fine_tuning import repository, service
+from embedtune.fine_tuning.tables import Task
+from embedtune.ids import new_id
+from embedtune.models import repository as models_repository
+from embedtune.models import service as models
+from embedtune.queue import Dispatcher
+from embedtune.training.plugin import (
+    BatchSpec,
+    ModelSpec,
+    PluginError,
+    TaskSpec,
+    TrainingResult,
+    TrainingStopped,
+)
+
+logger = logging.getLogger(__name__)
+
+#: How often the monitor reads the row to notice a cancel, when no abort signal came.
+STOP_POLL_INTERVAL_S = 0.5
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
+
+
+class TaskReport:
+    """The plugin's ``report``: progress in memory, written with the heartbeat by a monitor
+    thread that also notices when the task stops being this worker's (canceled, recovered)."""
+
+    def __init__(
+        self,
+        task: Task,
+        settings: Settings,
+        shutting_down: threading.Event,
+        abort_requested: Callable[[], bool],
+    ) -> None:
+        self._task_id = task.id
+        self._message_id = task.message_id
+        self._settings = settings
+        self._shutting_down = shutting_down
+        self._abort_requested = abort_requested
+        self._work_dir = artifacts.task_work_dir(task.id)
+        self._lock = threading.Lock()
+        self._progress: float | None = None
+        self._state: dict[str, Any] | None = None
+        self._lost = threading.Event()
+        self._done = threading.Event()
+        self._monitor = threading.Thread(
+            target=self._run_monitor, name=f"monitor-{task.id}", daemon=True
+        )
+
+    @property
+    def work_dir(self) -> Path:
+        return self._work_dir
+
+    @property
+    def canceled_or_lost(self) -> bool:
+        return self._lost.is_set()
+
+    def progress(
+        self,
+        fraction: float,
+        *,
+        step: int | None = None,
+        total_steps: int | None = None,
+        epoch: float | None = None,
+        trial: int | None = None,
+        loss: float | None = None,
+    ) -> None:
+        state = {
+            "step": step,
+            "total_steps": total_steps,
+            "epoch": epoch,
+            "trial": trial,
+            "loss": loss,
+        }
+        with self._lock:
+            self._progress = min(max(float(fraction), 0.0), 1.0)
+            self._state = {key: value for key, value in state.items() if value is not None}
+
+    def should_stop(self) -> bool:
+        return self._lost.is_set() or self._shutting_down.is_set() or self._abort_requested()
+
+    def __enter__(self) -> TaskReport:
+        self._monitor.start()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self._done.set()
+        self._monitor.join()
+
+    def _beat(self) -> None:
+        with self._lock:
+            progress, state = self._progress, self._state
+        with new_session() as session:
+            alive = repository.heartbeat(session, self._task_id, self._message_id, progress, state)
+            session.commit()
+        if not alive:
+            logger.info("task_id=%s is no longer ours to run; stopping", self._task_id)
+            self._lost.set()
+
+    def _still_ours(self) -> bool:
+        with new_session() as session:
+            task = repository.get(session, self._task_id)
+        return (
+            task is not None and task.status == "processing" and task.message_id == self._message_id
+        )
+
+    def _run_monitor(self) -> None:
+        last_beat = 0.0
+        while not self._done.wait(STOP_POLL_INTERVAL_S):
+            try:
+                if time.monotonic() - last_beat >= self._settings.heartbeat_interval:
+                    self._beat()
+                    last_beat = time.monotonic()
+                elif not self._still_ours():
+                    self._lost.set()
+            except Exception:
+                logger.exception("heartbeat of task_id=%s failed", self._task_id)
+
+
+def _train(task: Task, report: TaskReport) -> tuple[TrainingResult, str, str]:
+    with new_session() as session:
+        model = models.get_model(session, task.embedding_model_id)
+        batch = batches.get_batch(session, task.batch_id) if task.batch_id is not None else None
+    plugin = models.require_plugin(model.plugin, for_training=True)
+    batch_spec = (
+        BatchSpec(id=batch.id, path=Path(batch.path), num_examples=batch.num_examples)
+        if batch is not None
+        else BatchSpec(id="", path=Path(os.devnull), num_examples=0)
+    )
+    result = plugin.train(
+        TaskSpec(id=task.id, metadata=dict(task.metadata_)),
+        batch_spec,
+        ModelSpec(id=model.id, path=Path(model.path)),
+        report,
+    )
+    return result, model.id, model.plugin
+
+
+def _record_success(
+    task: Task, result: TrainingResult, base_model_id: str, plugin: str, settings: Settings
+) -> bool:
+    model_id = new_id("ftm-")
+    path = artifacts.store_model(result.model_dir, model_id)
+    url = f"{settings.base_url}/models/{model_id}/download"
+    with new_session() as session:
+        models_repository.register_trained(
+            session,
+            model_id=model_id,
+            name=f"{base_model_id} fine-tuned by {task.id}",
+            path=str(path),
+            plugin=plugin,
+            parent_id=base_model_id,
+            task_id=task.id,
+            metrics=result.metrics,
+        )
+        if service.complete_task(session, task, model_id, url, result.metrics):
+            return True
+    artifacts.remove_model(model_id)
+    return False
+
+
+def run_task_message(
+    task_id: str,
+    message_id: str,
+    run_id: str,
+    settings: Settings,
+    dispatcher: Dispatcher,
+    shutting_down: threading.Event,
+    abort_requested: Callable[[], bool],
+) -> None:
+    """Claims the task for this message and trains it; every outcome is recorded."""
+    with new_session() as session:
+        task = service.claim_task(session, task_id, message_id, worker_id(), run_id)
+    if task is None:
+        return
+    logger.info("training task_id=%s attempt=%d", task_id, task.attempts)
+    try:
+        with TaskReport(task, settings, shutting_down, abort_requested) as report:
+            try:
+                result, base_model_id, plugin = _train(task, report)
+            except TrainingStopped:
+                _after_stop(task, report, shutting_down, dispatcher)
+                return
+            except PluginError as exc:
+                _fail(
+                    task,
+                    exc.code,
+                    exc.message,
+                    retryable=False,
+                    settings=settings,
+                    dispatcher=dispatcher,
+                )
+                return
+            except Exception as exc:
+                logger.exception("training of task_id=%s failed", task_id)
+                _fail(
+                    task,
+                    "training_error",
+                    f"{type(exc).__name__}: {exc}",
+                    retryable=True,
+                    settings=settings,
+                    dispatcher=dispatcher,
+                )
+                return
+        if _record_success(task, result, base_model_id, plugin, settings):
+            artifacts.remove_task_work_dir(task_id)
+            logger.info("task_id=%s completed", task_id)
+        else:
+            logger.info(
+                "task_id=%s finished training but was canceled meanwhile; result dropped", task_id
+            )
+    finally:
+        gc.collect()
+
+
+def _after_stop(
+    task: Task, report: TaskReport, shutting_down: threading.Event, dispatcher: Dispatcher
+) -> None:
+    if shutting_down.is_set() and not report.canceled_or_lost:
+        with new_session() as session:
+            if service.return_task(session, task, "worker_shutdown", dispatcher):
+                logger.info("task_id=%s returned to pending: worker shutting down", task.id)
+                return
+    with new_session() as session:
+        current = repository.get(session, task.id)
+    # A task recovered by another worker keeps its checkpoints; a canceled one needs none.
+    if current is not None and current.status == "canceled":
+        artifacts.remove_task_work_dir(task.id)
+    logger.info("task_id=%s stopped", task.id)
+
+
+def _fail(
+    task: Task,
+    code: str,
+    message: str,
+    *,
+    retryable: bool,
+    settings: Settings,
+    dispatcher: Dispatcher,
+) -> None:
+    with new_session() as session:
+        outcome = service.fail_or_retry(
+            session,
+            task,
+            code,
+            message,
+            retryable=retryable,
+            max_attempts=settings.max_attempts,
+            dispatcher=dispatcher,
+        )
+    logger.info("task_id=%s failed with %s; now %s", task.id, code, outcome)

@@ -1,0 +1,277 @@
+"""Every query of the fine-tuning feature. Each status change is one guarded UPDATE."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import ColumnElement, CursorResult, func, or_, select, union_all, update
+from sqlalchemy.orm import Session
+
+from embedtune.db import utcnow
+from embedtune.fine_tuning.states import (
+    CANCELABLE,
+    CLAIMABLE,
+    RESTARTABLE,
+    EventKind,
+    TaskStatus,
+)
+from embedtune.fine_tuning.tables import Task, TaskEvent, TaskStatusCount
+
+
+def get(session: Session, task_id: str) -> Task | None:
+    return session.get(Task, task_id, populate_existing=True)
+
+
+def get_by_idempotency_key(session: Session, key: str) -> Task | None:
+    return session.scalars(select(Task).where(Task.idempotency_key == key)).one_or_none()
+
+
+def insert(session: Session, task: Task) -> None:
+    """Flushes, so a duplicate idempotency key raises ``IntegrityError`` here."""
+    session.add(task)
+    session.flush()
+
+
+NEWEST_FIRST = (Task.created_at.desc(), Task.id.desc())
+
+
+def list_newest_first(
+    session: Session, statuses: Sequence[TaskStatus], offset: int, limit: int
+) -> list[Task]:
+    """One page of tasks, newest first (ties by id, descending).
+
+    With several statuses, each status is read through its own index range and the ranges
+    are merged, so the page costs the same at a million tasks as at a thousand.
+    """
+    if len(statuses) <= 1:
+        query = select(Task)
+        if statuses:
+            query = query.where(Task.status == statuses[0].value)
+        return list(session.scalars(query.order_by(*NEWEST_FIRST).offset(offset).limit(limit)))
+    per_status = [
+        select(Task.id, Task.created_at)
+        .where(Task.status == status.value)
+        .order_by(*NEWEST_FIRST)
+        .limit(offset + limit)
+        .subquery()
+        .select()
+        for status in dict.fromkeys(statuses)
+    ]
+    merged = union_all(*per_status).subquery()
+    page = (
+        select(merged.c.id)
+        .order_by(merged.c.created_at.desc(), merged.c.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    ids = list(session.scalars(page))
+    tasks = {task.id: task for task in session.scalars(select(Task).where(Task.id.in_(ids)))}
+    return [tasks[task_id] for task_id in ids]
+
+
+def count(session: Session, statuses: Sequence[TaskStatus]) -> int:
+    """Exact count from the per-status counters that the database triggers maintain."""
+    query = select(func.coalesce(func.sum(TaskStatusCount.count), 0))
+    if statuses:
+        query = query.where(TaskStatusCount.status.in_([s.value for s in statuses]))
+    return int(session.scalar(query) or 0)
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(TaskStatusCount.status, TaskStatusCount.count))
+    return {status: int(n) for status, n in rows}
+
+
+def _guarded_update(session: Session, task_id: str, *guards: Any, **values: Any) -> bool:
+    """``UPDATE … WHERE id = :id AND <guards>``; False when no row matched."""
+    values.setdefault("updated_at", utcnow())
+    statement = (
+        update(Task)
+        .where(Task.id == task_id, *guards)
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], session.execute(statement))
+    return result.rowcount == 1
+
+
+def mark_dispatched(session: Session, task_id: str, message_id: str) -> bool:
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status == TaskStatus.pending.value,
+        Task.message_id == message_id,
+        dispatched_at=utcnow(),
+    )
+
+
+def clear_dispatched(session: Session, task_id: str, message_id: str) -> bool:
+    """The send failed: no dispatch time, so the reaper sends it at its next pass."""
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status == TaskStatus.pending.value,
+        Task.message_id == message_id,
+        dispatched_at=None,
+    )
+
+
+def claim(session: Session, task_id: str, message_id: str, worker_id: str, run_id: str) -> bool:
+    """pending → processing, only for the task's current message."""
+    now = utcnow()
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status.in_([s.value for s in CLAIMABLE]),
+        Task.message_id == message_id,
+        status=TaskStatus.processing.value,
+        attempts=Task.attempts + 1,
+        worker_id=worker_id,
+        run_id=run_id,
+        started_at=now,
+        heartbeat_at=now,
+        abort_requested=False,
+    )
+
+
+def heartbeat(
+    session: Session,
+    task_id: str,
+    message_id: str,
+    progress: float | None,
+    training_state: dict[str, Any] | None,
+) -> bool:
+    """Records liveness (and progress); False once the task is no longer ours to run."""
+    values: dict[str, Any] = {"heartbeat_at": utcnow()}
+    if progress is not None:
+        values["progress"] = progress
+    if training_state is not None:
+        values["training_state"] = training_state
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status == TaskStatus.processing.value,
+        Task.message_id == message_id,
+        **values,
+    )
+
+
+def complete(
+    session: Session,
+    task_id: str,
+    message_id: str,
+    best_model_id: str,
+    best_model_url: str,
+    metrics: dict[str, Any],
+) -> bool:
+    now = utcnow()
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status == TaskStatus.processing.value,
+        Task.message_id == message_id,
+        status=TaskStatus.completed.value,
+        best_model_id=best_model_id,
+        best_model_url=best_model_url,
+        metrics=metrics,
+        progress=1.0,
+        finished_at=now,
+        heartbeat_at=now,
+    )
+
+
+def fail(session: Session, task_id: str, message_id: str, error: dict[str, str]) -> bool:
+    now = utcnow()
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status == TaskStatus.processing.value,
+        Task.message_id == message_id,
+        status=TaskStatus.failed.value,
+        error=error,
+        finished_at=now,
+    )
+
+
+def return_to_pending(
+    session: Session, task_id: str, message_id: str, new_message_id: str, *, refund_attempt: bool
+) -> bool:
+    """processing → pending for another worker (shutdown or recovery), with a new message."""
+    values: dict[str, Any] = {}
+    if refund_attempt:
+        values["attempts"] = Task.attempts - 1
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status == TaskStatus.processing.value,
+        Task.message_id == message_id,
+        status=TaskStatus.pending.value,
+        message_id=new_message_id,
+        dispatched_at=None,
+        worker_id=None,
+        heartbeat_at=None,
+        **values,
+    )
+
+
+def cancel(session: Session, task_id: str) -> bool:
+    now = utcnow()
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status.in_([s.value for s in CANCELABLE]),
+        status=TaskStatus.canceled.value,
+        abort_requested=True,
+        finished_at=now,
+    )
+
+
+def restart(session: Session, task_id: str, new_message_id: str) -> bool:
+    return _guarded_update(
+        session,
+        task_id,
+        Task.status.in_([s.value for s in RESTARTABLE]),
+        status=TaskStatus.pending.value,
+        message_id=new_message_id,
+        best_model_id=None,
+        best_model_url=None,
+        metrics=None,
+        error=None,
+        progress=0.0,
+        training_state=None,
+        attempts=0,
+        abort_requested=False,
+        worker_id=None,
+        run_id=None,
+        dispatched_at=None,
+        heartbeat_at=None,
+        started_at=None,
+        finished_at=None,
+    )
+
+
+def list_stale_processing(session: Session, heartbeat_before: datetime) -> list[Task]:
+    query = select(Task).where(
+        Task.status == TaskStatus.processing.value, Task.heartbeat_at < heartbeat_before
+    )
+    return list(session.scalars(query))
+
+
+def list_undispatched_pending(session: Session, dispatched_before: datetime | None) -> list[Task]:
+    """Pending tasks whose message may be lost: never dispatched, or long ago."""
+    stranded: ColumnElement[bool] = Task.dispatched_at.is_(None)
+    if dispatched_before is not None:
+        stranded = or_(stranded, Task.dispatched_at < dispatched_before)
+    query = select(Task).where(Task.status == TaskStatus.pending.value, stranded)
+    return list(session.scalars(query.order_by(Task.created_at)))
+
+
+def add_event(session: Session, task_id: str, kind: EventKind, **detail: Any) -> None:
+    session.add(TaskEvent(task_id=task_id, kind=kind.value, detail=detail))
+
+
+def list_events(session: Session, task_id: str) -> list[TaskEvent]:
+    query = select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id)
+    return list(session.scalars(query))

@@ -1,0 +1,103 @@
+"""HTTP routes of fine-tuning tasks."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Header, Query, Request, Response
+
+from embedtune.db import SessionDep
+from embedtune.errors import error_responses
+from embedtune.fine_tuning import service
+from embedtune.fine_tuning.schemas import TaskCreate, TaskEventOut, TaskMetricsOut, TaskOut
+from embedtune.fine_tuning.states import TaskStatus
+from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+from embedtune.queue import Dispatcher
+
+router = APIRouter(prefix="/fine-tuning", tags=["fine-tuning"])
+
+
+def _dispatcher(request: Request) -> Dispatcher:
+    dispatcher: Dispatcher = request.app.state.dispatcher
+    return dispatcher
+
+
+DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
+
+
+@router.post(
+    "/task",
+    status_code=201,
+    response_model=TaskOut,
+    responses={
+        200: {"model": TaskOut, "description": "Replay: the task created earlier with this key"},
+        **error_responses(404, 413, 422),
+    },
+)
+def create_task(
+    body: TaskCreate,
+    session: SessionDep,
+    dispatcher: DispatcherDep,
+    response: Response,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+) -> TaskOut:
+    """Create a fine-tuning task, exactly once per idempotency key."""
+    task, created = service.create_task(session, body, idempotency_key, dispatcher)
+    response.headers["Location"] = f"/fine-tuning/task/{task.id}"
+    if not created:
+        response.status_code = 200
+    return TaskOut.model_validate(task)
+
+
+@router.get(
+    "/task",
+    response_model=list[TaskOut],
+    responses={
+        200: {"headers": {TOTAL_COUNT_HEADER: {"schema": {"type": "integer"}}}},
+        **error_responses(422),
+    },
+)
+def list_tasks(
+    session: SessionDep,
+    page: PageDep,
+    response: Response,
+    status: Annotated[list[TaskStatus] | None, Query(description="Repeatable")] = None,
+) -> list[TaskOut]:
+    """Tasks, newest first."""
+    tasks, total = service.list_tasks(session, status or [], page.offset, page.limit)
+    set_total(response, total)
+    return [TaskOut.model_validate(task) for task in tasks]
+
+
+@router.get("/task/{task_id}", response_model=TaskOut, responses=error_responses(404))
+def get_task(task_id: str, session: SessionDep) -> TaskOut:
+    return TaskOut.model_validate(service.get_task(session, task_id))
+
+
+@router.put("/task/{task_id}/cancel", response_model=TaskOut, responses=error_responses(404, 409))
+def cancel_task(task_id: str, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
+    """Cancel a pending or processing task; a canceled one is returned unchanged."""
+    return TaskOut.model_validate(service.cancel_task(session, task_id, dispatcher))
+
+
+@router.put("/task/{task_id}/restart", response_model=TaskOut, responses=error_responses(404, 409))
+def restart_task(task_id: str, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
+    """Run a failed, canceled or stuck pending task again, from scratch."""
+    return TaskOut.model_validate(service.restart_task(session, task_id, dispatcher))
+
+
+@router.get(
+    "/task/{task_id}/events", response_model=list[TaskEventOut], responses=error_responses(404)
+)
+def list_task_events(task_id: str, session: SessionDep) -> list[TaskEventOut]:
+    """The task's history, oldest first."""
+    return [TaskEventOut.model_validate(event) for event in service.list_events(session, task_id)]
+
+
+@router.get(
+    "/task/{task_id}/metrics", response_model=TaskMetricsOut, responses=error_responses(404)
+)
+def get_task_metrics(task_id: str, session: SessionDep) -> TaskMetricsOut:
+    """Held-out evaluation before and after training, and the loss curve."""
+    task = service.get_task(session, task_id)
+    return TaskMetricsOut(task_id=task.id, status=TaskStatus(task.status), metrics=task.metrics)

@@ -1,0 +1,73 @@
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, StrictBool
+
+from embedtune.fine_tuning.states import TaskStatus
+
+
+class TaskCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    embedding_model_id: str = Field(min_length=1, max_length=255)
+    batch_id: str | None = Field(default=None, min_length=1, max_length=64)
+    metadata: dict[str, Any] | None = None
+    idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
+    deploy_as_blue: StrictBool = False
+    wait_on_conflict: StrictBool = False
+
+
+class TaskError(BaseModel):
+    code: str
+    message: str
+
+
+class TrainingState(BaseModel):
+    """Where a running training is; absent until a worker reports it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    step: int | None = None
+    total_steps: int | None = None
+    epoch: float | None = None
+    trial: int | None = None
+    loss: float | None = None
+
+
+class TaskOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: str
+    embedding_model_id: str
+    batch_id: str | None
+    status: TaskStatus
+    metadata: dict[str, Any] = Field(validation_alias="metadata_")
+    idempotency_key: str | None
+    deploy_as_blue: bool
+    wait_on_conflict: bool
+    best_model_id: str | None
+    best_model_url: str | None
+    progress: float
+    training: TrainingState | None = Field(validation_alias="training_state")
+    error: TaskError | None
+    attempts: int
+    created_at: datetime
+    updated_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+
+
+class TaskEventOut(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    kind: str
+    detail: dict[str, Any]
+    created_at: datetime
+
+
+class TaskMetricsOut(BaseModel):
+    task_id: str
+    status: TaskStatus
+    metrics: dict[str, Any] | None

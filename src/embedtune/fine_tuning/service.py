@@ -1,0 +1,361 @@
+"""The rules of fine-tuning tasks: creation exactly once, and every state transition.
+
+Functions that take a session own its unit of work: they commit, then talk to the queue.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from embedtune.batches import service as batches
+from embedtune.db import utcnow
+from embedtune.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
+from embedtune.fine_tuning import repository
+from embedtune.fine_tuning.schemas import TaskCreate
+from embedtune.fine_tuning.states import EventKind, TaskStatus
+from embedtune.fine_tuning.tables import Task, TaskEvent
+from embedtune.ids import new_id
+from embedtune.models import service as models
+from embedtune.queue import Dispatcher
+
+logger = logging.getLogger(__name__)
+
+MAX_METADATA_BYTES = 64 * 1024
+
+
+def new_message_id() -> str:
+    return new_id("msg-")
+
+
+def _compact_json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
+
+
+def _fingerprint(request: TaskCreate, metadata: dict[str, Any]) -> str:
+    normalized = {
+        "embedding_model_id": request.embedding_model_id,
+        "batch_id": request.batch_id,
+        "metadata": metadata,
+        "deploy_as_blue": request.deploy_as_blue,
+        "wait_on_conflict": request.wait_on_conflict,
+    }
+    return hashlib.sha256(_compact_json(normalized).encode()).hexdigest()
+
+
+def _idempotency_key(request: TaskCreate, header_key: str | None) -> str | None:
+    if header_key is not None and not 1 <= len(header_key) <= 255:
+        raise Unprocessable("Idempotency-Key must be 1 to 255 characters", code="validation_error")
+    if request.idempotency_key not in (None, header_key) and header_key is not None:
+        raise Unprocessable(
+            "the Idempotency-Key header and the body's idempotency_key differ",
+            code="idempotency_key_mismatch",
+        )
+    return request.idempotency_key if request.idempotency_key is not None else header_key
+
+
+def _replay(task: Task, fingerprint: str) -> Task:
+    if task.request_fingerprint != fingerprint:
+        raise IdempotencyKeyReused(
+            f"idempotency key {task.idempotency_key!r} was already used for a different request"
+        )
+    return task
+
+
+def create_task(
+    session: Session, request: TaskCreate, header_key: str | None, dispatcher: Dispatcher
+) -> tuple[Task, bool]:
+    """Creates a task, or returns the one created earlier with the same idempotency key.
+
+    Returns ``(task, created)``. Raises Unprocessable (``idempotency_key_mismatch``,
+    ``idempotency_key_reused``, ``metadata_too_large``, ``plugin_unavailable``,
+    ``batch_required``, ``invalid_training_options``) and NotFound (``model_not_found``,
+    ``batch_not_found``).
+    """
+    key = _idempotency_key(request, header_key)
+    metadata = request.metadata or {}
+    if len(_compact_json(metadata).encode()) > MAX_METADATA_BYTES:
+        raise Unprocessable("metadata exceeds 64 KiB as compact JSON", code="metadata_too_large")
+    fingerprint = _fingerprint(request, metadata)
+    if key is not None:
+        existing = repository.get_by_idempotency_key(session, key)
+        if existing is not None:
+            return _replay(existing, fingerprint), False
+
+    model = models.get_model(session, request.embedding_model_id)
+    if request.batch_id is not None:
+        batches.get_batch(session, request.batch_id)
+    plugin = models.require_plugin(model.plugin, for_training=True)
+    if plugin.requires_batch and request.batch_id is None:
+        raise Unprocessable(f"plugin {model.plugin!r} needs a batch_id", code="batch_required")
+    try:
+        plugin.validate_training_options(metadata)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), code="invalid_training_options") from exc
+
+    now = utcnow()
+    task = Task(
+        id=new_id("ft-"),
+        embedding_model_id=model.id,
+        batch_id=request.batch_id,
+        status=TaskStatus.pending.value,
+        metadata_=metadata,
+        idempotency_key=key,
+        request_fingerprint=fingerprint,
+        deploy_as_blue=request.deploy_as_blue,
+        wait_on_conflict=request.wait_on_conflict,
+        message_id=new_message_id(),
+        dispatched_at=now,
+        created_at=now,
+        updated_at=now,
+    )
+    try:
+        repository.insert(session, task)
+        repository.add_event(session, task.id, EventKind.created)
+        repository.add_event(session, task.id, EventKind.dispatched, message_id=task.message_id)
+        session.commit()
+    except IntegrityError:
+        session.rollback()
+        existing = repository.get_by_idempotency_key(session, key) if key is not None else None
+        if existing is None:
+            raise
+        return _replay(existing, fingerprint), False
+    send_after_commit(session, task.id, task.message_id, dispatcher)
+    return task, True
+
+
+def send_after_commit(
+    session: Session, task_id: str, message_id: str, dispatcher: Dispatcher
+) -> None:
+    """Sends the committed task's message. If the broker refuses, the task stays stored with
+    no dispatch time, and the reaper sends it again later."""
+    try:
+        dispatcher.dispatch(task_id, message_id)
+    except Exception as exc:
+        logger.warning("dispatch of task_id=%s failed, will retry: %s", task_id, exc)
+        session.rollback()
+        if repository.clear_dispatched(session, task_id, message_id):
+            repository.add_event(session, task_id, EventKind.dispatch_failed, error=str(exc))
+        session.commit()
+
+
+def get_task(session: Session, task_id: str) -> Task:
+    """Raises NotFound (``task_not_found``)."""
+    task = repository.get(session, task_id)
+    if task is None:
+        raise NotFound(f"task {task_id!r} not found", code="task_not_found")
+    return task
+
+
+def list_tasks(
+    session: Session, statuses: Sequence[TaskStatus], offset: int, limit: int
+) -> tuple[list[Task], int]:
+    return (
+        repository.list_newest_first(session, statuses, offset, limit),
+        repository.count(session, statuses),
+    )
+
+
+def list_events(session: Session, task_id: str) -> list[TaskEvent]:
+    get_task(session, task_id)
+    return repository.list_events(session, task_id)
+
+
+def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
+    """pending/processing → canceled; canceled stays. Raises NotFound, InvalidState."""
+    task = get_task(session, task_id)
+    if task.status == TaskStatus.canceled:
+        return task
+    previous_status, run_id = task.status, task.run_id
+    if not repository.cancel(session, task_id):
+        session.rollback()
+        task = get_task(session, task_id)
+        if task.status == TaskStatus.canceled:
+            return task
+        raise InvalidState(f"task {task_id!r} is {task.status} and cannot be canceled")
+    repository.add_event(session, task_id, EventKind.canceled, previous_status=previous_status)
+    session.commit()
+    if previous_status == TaskStatus.processing and run_id is not None:
+        try:
+            dispatcher.abort(run_id)
+        except Exception as exc:
+            # The worker also polls the row, so a lost signal only delays the stop.
+            logger.warning("abort signal for task_id=%s failed: %s", task_id, exc)
+    return get_task(session, task_id)
+
+
+def restart_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
+    """failed/canceled/pending → pending with a new message. Raises NotFound, InvalidState."""
+    get_task(session, task_id)
+    message_id = new_message_id()
+    if not repository.restart(session, task_id, message_id):
+        session.rollback()
+        task = get_task(session, task_id)
+        raise InvalidState(f"task {task_id!r} is {task.status} and cannot be restarted")
+    repository.add_event(session, task_id, EventKind.restarted, message_id=message_id)
+    repository.add_event(session, task_id, EventKind.dispatched, message_id=message_id)
+    session.commit()
+    send_after_commit(session, task_id, message_id, dispatcher)
+    return get_task(session, task_id)
+
+
+def redispatch_stranded(
+    session: Session, dispatch_timeout_s: float | None, dispatcher: Dispatcher
+) -> int:
+    """Sends again the message of every pending task that may have lost it.
+
+    ``dispatch_timeout_s=None`` sends only those never dispatched; the embedded broker,
+    whose queue does not survive a restart, passes 0 at start to send all of them.
+    The message id is kept: whichever copy arrives first claims, the others are dropped.
+    """
+    before = (
+        None if dispatch_timeout_s is None else utcnow() - timedelta(seconds=dispatch_timeout_s)
+    )
+    sent = 0
+    for task in repository.list_undispatched_pending(session, before):
+        if repository.mark_dispatched(session, task.id, task.message_id):
+            repository.add_event(
+                session, task.id, EventKind.dispatched, message_id=task.message_id, redispatch=True
+            )
+            session.commit()
+            send_after_commit(session, task.id, task.message_id, dispatcher)
+            sent += 1
+        else:
+            session.rollback()
+    return sent
+
+
+# --- Worker side: every function below is called by a worker holding the task's message.
+
+
+def claim_task(
+    session: Session, task_id: str, message_id: str, worker_id: str, run_id: str
+) -> Task | None:
+    """pending → processing for the current message; None means drop the message."""
+    if not repository.claim(session, task_id, message_id, worker_id, run_id):
+        session.rollback()
+        task = repository.get(session, task_id)
+        reason = (
+            "unknown task"
+            if task is None
+            else f"status {task.status}, current message {task.message_id}"
+        )
+        logger.info("dropping message %s of task_id=%s (%s)", message_id, task_id, reason)
+        return None
+    task = get_task(session, task_id)
+    repository.add_event(
+        session, task_id, EventKind.claimed, worker_id=worker_id, attempt=task.attempts
+    )
+    session.commit()
+    return task
+
+
+def complete_task(
+    session: Session,
+    task: Task,
+    best_model_id: str,
+    best_model_url: str,
+    metrics: dict[str, Any],
+) -> bool:
+    """processing → completed, in the caller's transaction with the model registration.
+
+    Returns False (and commits nothing) if the task is no longer this worker's to finish.
+    """
+    if not repository.complete(
+        session, task.id, task.message_id, best_model_id, best_model_url, metrics
+    ):
+        session.rollback()
+        return False
+    repository.add_event(session, task.id, EventKind.completed, best_model_id=best_model_id)
+    session.commit()
+    return True
+
+
+def fail_or_retry(
+    session: Session,
+    task: Task,
+    code: str,
+    message: str,
+    *,
+    retryable: bool,
+    max_attempts: int,
+    dispatcher: Dispatcher,
+) -> TaskStatus | None:
+    """A training failed: back to pending for another try while attempts are left and the
+    failure may pass, else failed with ``error.code``. None if the task was no longer ours."""
+    error = {"code": code, "message": message[:2000]}
+    if retryable and task.attempts < max_attempts:
+        message_id = new_message_id()
+        if not repository.return_to_pending(
+            session, task.id, task.message_id, message_id, refund_attempt=False
+        ):
+            session.rollback()
+            return None
+        repository.add_event(
+            session, task.id, EventKind.returned, reason="retry", error=error, message_id=message_id
+        )
+        session.commit()
+        redispatch_one(session, task.id, message_id, dispatcher)
+        return TaskStatus.pending
+    if not repository.fail(session, task.id, task.message_id, error):
+        session.rollback()
+        return None
+    repository.add_event(session, task.id, EventKind.failed, **error)
+    session.commit()
+    return TaskStatus.failed
+
+
+def return_task(session: Session, task: Task, reason: str, dispatcher: Dispatcher) -> bool:
+    """processing → pending for another worker (shutdown); the attempt is not counted."""
+    message_id = new_message_id()
+    if not repository.return_to_pending(
+        session, task.id, task.message_id, message_id, refund_attempt=True
+    ):
+        session.rollback()
+        return False
+    repository.add_event(session, task.id, EventKind.returned, reason=reason, message_id=message_id)
+    session.commit()
+    redispatch_one(session, task.id, message_id, dispatcher)
+    return True
+
+
+def redispatch_one(session: Session, task_id: str, message_id: str, dispatcher: Dispatcher) -> None:
+    if repository.mark_dispatched(session, task_id, message_id):
+        repository.add_event(session, task_id, EventKind.dispatched, message_id=message_id)
+        session.commit()
+        send_after_commit(session, task_id, message_id, dispatcher)
+    else:
+        session.rollback()
+
+
+def recover_stale(
+    session: Session, heartbeat_timeout_s: float, max_attempts: int, dispatcher: Dispatcher
+) -> int:
+    """Processing tasks whose worker stopped beating: retried while attempts are left, else
+    failed with ``worker_lost``. Safe to run in many processes at once (guarded updates)."""
+    before = utcnow() - timedelta(seconds=heartbeat_timeout_s)
+    recovered = 0
+    for task in repository.list_stale_processing(session, before):
+        detail = f"no heartbeat from worker {task.worker_id} since {task.heartbeat_at}"
+        repository.add_event(session, task.id, EventKind.heartbeat_lost, worker_id=task.worker_id)
+        if (
+            fail_or_retry(
+                session,
+                task,
+                "worker_lost",
+                detail,
+                retryable=True,
+                max_attempts=max_attempts,
+                dispatcher=dispatcher,
+            )
+            is not None
+        ):
+            recovered += 1
+    return recovered

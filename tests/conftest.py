@@ -1,0 +1,147 @@
+"""Fixtures: a clean database per test (SQLite, and PostgreSQL for tests that ask), an
+app with its embedded worker, and the scripted plugin installed like a third-party one."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from fastapi.testclient import TestClient
+
+PLUGIN_FIXTURES = Path(__file__).parent / "plugin_fixtures"
+sys.path.insert(0, str(PLUGIN_FIXTURES))
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    filter(None, [str(PLUGIN_FIXTURES), os.environ.get("PYTHONPATH")])
+)
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+from embedtune.config import get_settings  # noqa: E402
+from embedtune.db import get_engine, get_session_factory  # noqa: E402
+from embedtune.training.plugins import get_plugins  # noqa: E402
+
+POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
+FINISHED = {"completed", "failed", "canceled"}
+
+
+def _reset_caches() -> None:
+    for engine_url in list(_engines):
+        get_engine(engine_url).dispose()
+    _engines.clear()
+    get_engine.cache_clear()
+    get_session_factory.cache_clear()
+    get_settings.cache_clear()
+    get_plugins.cache_clear()
+
+
+_engines: set[str] = set()
+
+
+@pytest.fixture(scope="session")
+def postgres_database() -> Iterator[str]:
+    """A database of its own for this test run on the PostgreSQL server."""
+    name = f"embedtune_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _clean_postgres(url: str) -> None:
+    with psycopg.connect(url.replace("+psycopg", ""), autocommit=True) as connection:
+        connection.execute("DROP SCHEMA public CASCADE")
+        connection.execute("CREATE SCHEMA public")
+
+
+@pytest.fixture(params=["sqlite"])
+def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """SQLite by default; parametrize with ``indirect`` to add ``postgresql``."""
+    if request.param == "postgresql":
+        url: str = request.getfixturevalue("postgres_database")
+        _clean_postgres(url)
+        return url
+    return f"sqlite:///{tmp_path / 'embedtune.db'}"
+
+
+both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"], indirect=True)
+
+
+@pytest.fixture
+def settings_env(
+    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[dict[str, str]]:
+    env = {
+        "EMBEDTUNE_DATABASE_URL": database_url,
+        "EMBEDTUNE_ARTIFACTS_DIR": str(tmp_path / "artifacts"),
+        "EMBEDTUNE_BROKER_URL": "",
+        "EMBEDTUNE_HEARTBEAT_INTERVAL": "0.5",
+        "EMBEDTUNE_REAPER_INTERVAL": "0.5",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    _reset_caches()
+    _engines.add(database_url)
+    yield env
+    _reset_caches()
+
+
+@pytest.fixture
+def app_client(settings_env: dict[str, str]) -> Iterator[TestClient]:
+    from embedtune.app import create_app
+
+    with TestClient(create_app()) as client:
+        yield client
+
+
+@pytest.fixture
+def scripted_model(app_client: TestClient, tmp_path: Path) -> str:
+    """A registered model trained by the scripted plugin."""
+    directory = tmp_path / "scripted-base"
+    directory.mkdir()
+    (directory / "model.txt").write_text("base\n")
+    response = app_client.post(
+        "/models", json={"id": "scripted-base", "name": "base", "path": str(directory), "plugin": "scripted"}
+    )
+    assert response.status_code == 201, response.text
+    return "scripted-base"
+
+
+@pytest.fixture
+def batch_id(app_client: TestClient) -> str:
+    examples = [{"query": f"q{i}", "positive": f"p{i}"} for i in range(4)]
+    response = app_client.post("/batches", json={"name": "tiny", "examples": examples})
+    assert response.status_code == 201, response.text
+    return str(response.json()["id"])
+
+
+@pytest.fixture
+def create_task(app_client: TestClient, scripted_model: str, batch_id: str) -> Callable[..., Any]:
+    def create(**fields: Any) -> dict[str, Any]:
+        body = {"embedding_model_id": scripted_model, "batch_id": batch_id, **fields}
+        response = app_client.post("/fine-tuning/task", json=body)
+        assert response.status_code == 201, response.text
+        task: dict[str, Any] = response.json()
+        return task
+
+    return create
+
+
+def wait_for_status(
+    client: TestClient, task_id: str, statuses: set[str] = FINISHED, timeout: float = 60.0
+) -> dict[str, Any]:
+    """Polls the API (as a client would) until the task reaches one of ``statuses``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        task: dict[str, Any] = client.get(f"/fine-tuning/task/{task_id}").json()
+        if task["status"] in statuses:
+            return task
+        if time.monotonic() > deadline:
+            raise AssertionError(f"task {task_id} still {task['status']} after {timeout}s")
+        time.sleep(0.05)
