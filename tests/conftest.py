@@ -107,7 +107,8 @@ def scripted_model(app_client: TestClient, tmp_path: Path) -> str:
     directory.mkdir()
     (directory / "model.txt").write_text("base\n")
     response = app_client.post(
-        "/models", json={"id": "scripted-base", "name": "base", "path": str(directory), "plugin": "scripted"}
+        "/models",
+        json={"id": "scripted-base", "name": "base", "path": str(directory), "plugin": "scripted"},
     )
     assert response.status_code == 201, response.text
     return "scripted-base"

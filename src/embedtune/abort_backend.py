@@ -32,7 +32,7 @@ class AbortSignal(Base):
 class DatabaseAbortBackend(EventBackend):  # type: ignore[misc]
     def notify(self, events: Iterable[Event], ttl: int) -> None:
         expires_at = utcnow() + timedelta(milliseconds=ttl)
-        with new_session() as session:
+        with new_session(writer=True) as session:
             session.execute(delete(AbortSignal).where(AbortSignal.expires_at < utcnow()))
             for key, params in events:
                 session.merge(AbortSignal(key=key, params=params, expires_at=expires_at))
@@ -53,7 +53,7 @@ class DatabaseAbortBackend(EventBackend):  # type: ignore[misc]
     def _pop(self, keys: list[str]) -> Event | None:
         if not keys:
             return None
-        with new_session() as session:
+        with new_session(writer=True) as session:
             signal = session.scalars(
                 select(AbortSignal).where(
                     AbortSignal.key.in_(keys), AbortSignal.expires_at >= utcnow()

@@ -12,9 +12,16 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 
 from embedtune import __version__
+from embedtune.auth.middleware import ActiveKeys, ApiKeyAuth
 from embedtune.batches.router import router as batches_router
 from embedtune.config import Settings, get_settings
+from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
+from embedtune.dashboard.router import router as dashboard_router
 from embedtune.db import new_session
+from embedtune.deployments import service as deployments
+from embedtune.deployments.background import DeploymentLoops
+from embedtune.deployments.inference import Inference
+from embedtune.deployments.router import router as deployments_router
 from embedtune.errors import install_error_handlers
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
@@ -30,13 +37,20 @@ logger = logging.getLogger(__name__)
 
 #: Seconds a stopping embedded worker waits for its trainings to hand their tasks back.
 WORKER_STOP_TIMEOUT_MS = 30_000
+EMBEDDED_WORKER_POLL_MS = 100
+#: Served without an API key even when auth is on.
+API_PUBLIC_PATHS = frozenset(
+    {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+)
 
 
 def _prepare_database(settings: Settings) -> None:
     upgrade_database(settings.database_url)
     if settings.register_bundled_model:
-        with new_session() as session:
+        with new_session(writer=True) as session:
             models.register_bundled_model(session)
+    with new_session(writer=True) as session:
+        deployments.ensure_blue(session)
 
 
 def create_app() -> FastAPI:
@@ -50,21 +64,31 @@ def create_app() -> FastAPI:
         app.state.dispatcher = queue
         worker = None
         if settings.broker_kind == "embedded":
-            worker = dramatiq.Worker(broker, worker_threads=settings.embedded_worker_threads)
+            worker = dramatiq.Worker(
+                broker,
+                worker_threads=settings.embedded_worker_threads,
+                # How long an idle consumer blocks: also how long stopping takes.
+                worker_timeout=EMBEDDED_WORKER_POLL_MS,
+            )
             worker.start()
             # The in-process queue died with the last process: send every pending task again.
-            with new_session() as session:
+            with new_session(writer=True) as session:
                 resent = fine_tuning.redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
         reaper = Reaper(settings, queue)
         reaper.start()
+        inference = app.state.inference = Inference.from_settings(settings)
+        deployment_loops = DeploymentLoops(settings, inference)
+        deployment_loops.start()
         try:
             yield
         finally:
+            deployment_loops.stop()
             reaper.stop()
             if worker is not None:
                 await run_in_threadpool(worker.stop, WORKER_STOP_TIMEOUT_MS)
             broker.close()
+            await run_in_threadpool(inference.close)
 
     app = FastAPI(
         title="embedtune",
@@ -79,9 +103,17 @@ def create_app() -> FastAPI:
         upload_limit=settings.max_batch_bytes,
         upload_paths=frozenset({"/batches"}),
     )
+    app.add_middleware(
+        ApiKeyAuth,
+        mode=settings.auth,
+        keys=ActiveKeys.from_database(settings.auth_cache_seconds),
+        public_paths=API_PUBLIC_PATHS | DASHBOARD_PATHS,
+    )
     app.include_router(fine_tuning_router)
     app.include_router(models_router)
     app.include_router(batches_router)
+    app.include_router(deployments_router)
+    app.include_router(dashboard_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

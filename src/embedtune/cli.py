@@ -1,14 +1,137 @@
-"""The ``embedtune`` command."""
+"""The ``embedtune`` command.
+
+Server processes (``serve``) run here; every other command talks to a server through
+``embedtune.client`` (``--url``/``EMBEDTUNE_URL``, ``EMBEDTUNE_API_KEY``), except ``keys``,
+which administers the server's own database. Tables are for people; ``--json`` prints the
+API's answer exactly as it came.
+"""
 
 from __future__ import annotations
 
+import json
 import logging
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Annotated, Any, NoReturn, TypeVar
 
 import typer
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
+from rich.table import Table
+from typer.core import TyperGroup
 
+from embedtune import client as api
+from embedtune.auth import service as auth
+from embedtune.batches.schemas import BatchOut
 from embedtune.config import get_settings
+from embedtune.db import new_session
+from embedtune.errors import EmbedtuneError
+from embedtune.fine_tuning.schemas import TaskOut
+from embedtune.fine_tuning.states import TaskStatus
+from embedtune.migrations import upgrade_database
+from embedtune.models.schemas import ModelOut
 
-app = typer.Typer(help="Fine-tune embedding models on your own data.", no_args_is_help=True)
+T = TypeVar("T")
+
+#: ``task follow`` exit codes, by how the task ended.
+FOLLOW_EXIT_CODES = {TaskStatus.completed: 0, TaskStatus.failed: 1, TaskStatus.canceled: 2}
+
+out = Console()
+err = Console(stderr=True, soft_wrap=True)
+
+
+class _Commands(TyperGroup):
+    """Turns the errors a user can cause into one line on stderr and exit code 1."""
+
+    # ``Any``: the Context class typer expects lives in its private vendored click.
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except api.EmbedtuneAPIError as exc:
+            _fail(f"{exc.detail} ({exc.code})")
+        except (api.EmbedtuneClientError, EmbedtuneError) as exc:
+            _fail(str(exc))
+
+
+def _fail(message: str) -> NoReturn:
+    err.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(1)
+
+
+app = typer.Typer(
+    cls=_Commands,
+    help="Fine-tune embedding models on your own data.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+batch_app = typer.Typer(help="Training batches.", no_args_is_help=True)
+model_app = typer.Typer(help="Embedding models.", no_args_is_help=True)
+task_app = typer.Typer(help="Fine-tuning tasks.", no_args_is_help=True)
+keys_app = typer.Typer(help="API keys (run beside the server, on its database).")
+app.add_typer(batch_app, name="batch")
+app.add_typer(model_app, name="model")
+app.add_typer(task_app, name="task")
+app.add_typer(keys_app, name="keys")
+
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
+OffsetOption = Annotated[int, typer.Option(min=0, help="Items to skip.")]
+LimitOption = Annotated[int, typer.Option(min=1, max=1000, help="Items to show.")]
+
+
+@app.callback()
+def _connection(
+    ctx: typer.Context,
+    url: Annotated[
+        str, typer.Option(envvar="EMBEDTUNE_URL", help="The embedtune server.")
+    ] = api.DEFAULT_URL,
+    api_key: Annotated[
+        str | None,
+        typer.Option(envvar="EMBEDTUNE_API_KEY", help="API key, if the server requires one."),
+    ] = None,
+) -> None:
+    client = api.Client(url, api_key)
+    ctx.call_on_close(client.close)
+    ctx.obj = client
+
+
+def _client(ctx: typer.Context) -> api.Client:
+    client: api.Client = ctx.find_root().obj
+    return client
+
+
+def _show(
+    ctx: typer.Context, call: api.APICall[T], as_json: bool, render: Callable[[T], None]
+) -> T:
+    """Sends ``call``; prints its raw JSON, or renders its parsed answer for people."""
+    response = _client(ctx).send(call)
+    parsed = call.parse(response)
+    if as_json:
+        typer.echo(response.text)
+    else:
+        render(parsed)
+    return parsed
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone().strftime("%Y-%m-%d %H:%M:%S") if moment else "-"
+
+
+def _table(*columns: str) -> Table:
+    table = Table(header_style="bold", box=None, pad_edge=False)
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
+def _print(table: Table, nothing: str) -> None:
+    """The table, or a sentence when it has no rows (a bare header looks like a bug)."""
+    out.print(table if table.row_count else f"[dim]{nothing}[/dim]")
+
+
+def _total(shown: int, total: int) -> None:
+    if total > shown:
+        out.print(f"[dim]{shown} of {total}; see --offset and --limit[/dim]")
 
 
 def _configure_logging() -> None:
@@ -16,6 +139,15 @@ def _configure_logging() -> None:
         level=get_settings().log_level.upper(),
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+
+
+# ---- server processes ---------------------------------------------------------------------
+
+
+def _any_key() -> bool:
+    upgrade_database(get_settings().database_url)
+    with new_session() as session:
+        return auth.key_state(session).any_key
 
 
 @app.command()
@@ -28,13 +160,372 @@ def serve(
 
     settings = get_settings()
     _configure_logging()
+    host = host or settings.host
+    any_key = _any_key()
+    auth.check_bind(host, settings.auth, any_key)
+    if not auth.auth_required(settings.auth, any_key):
+        err.print(
+            f"No API key: anyone who can reach {host} can use the API"
+            + (
+                " (EMBEDTUNE_AUTH=disabled)."
+                if settings.auth == "disabled"
+                else ", so it listens on this machine only. `embedtune keys create` turns auth on."
+            )
+        )
     uvicorn.run(
         "embedtune.app:create_app",
         factory=True,
-        host=host or settings.host,
+        host=host,
         port=port or settings.port,
         log_level=settings.log_level.lower(),
     )
+
+
+# ---- batches ------------------------------------------------------------------------------
+
+
+def _batch_table(batches: list[BatchOut]) -> None:
+    table = _table("ID", "NAME", "EXAMPLES", "CREATED")
+    for batch in batches:
+        table.add_row(batch.id, batch.name, str(batch.num_examples), _when(batch.created_at))
+    _print(table, "No batches.")
+
+
+@batch_app.command("upload")
+def batch_upload(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    name: Annotated[str | None, typer.Option(help="Default: the file's name.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Upload a JSONL file of {"query", "positive", "negative"?} lines."""
+    with file.open("rb") as handle:
+        call = api.upload_batch(handle, filename=file.name, name=name)
+        _show(ctx, call, as_json, lambda b: out.print(f"{b.id}  {b.num_examples} examples"))
+
+
+@batch_app.command("list")
+def batch_list(
+    ctx: typer.Context,
+    offset: OffsetOption = 0,
+    limit: LimitOption = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Batches, newest first."""
+    page = _show(ctx, api.list_batches(offset=offset, limit=limit), as_json, _batch_table)
+    if not as_json:
+        _total(len(page), page.total)
+
+
+# ---- models -------------------------------------------------------------------------------
+
+
+def _model_table(models: list[ModelOut]) -> None:
+    table = _table("ID", "NAME", "PLUGIN", "FROM", "CREATED")
+    for model in models:
+        table.add_row(
+            model.id, model.name, model.plugin, model.parent_id or "-", _when(model.created_at)
+        )
+    _print(table, "No models.")
+
+
+def _model_detail(model: ModelOut) -> None:
+    _fields(
+        ("id", model.id),
+        ("name", model.name),
+        ("plugin", model.plugin),
+        ("fine-tuned from", model.parent_id),
+        ("by task", model.task_id),
+        ("created", _when(model.created_at)),
+        ("metrics", json.dumps(model.metrics) if model.metrics else None),
+    )
+
+
+def _fields(*pairs: tuple[str, object]) -> None:
+    table = Table.grid(padding=(0, 2))
+    table.add_column(style="dim")
+    table.add_column(overflow="fold")
+    for label, value in pairs:
+        table.add_row(label, "-" if value is None else str(value))
+    out.print(table)
+
+
+@model_app.command("list")
+def model_list(
+    ctx: typer.Context,
+    offset: OffsetOption = 0,
+    limit: LimitOption = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Registered models, newest first."""
+    page = _show(ctx, api.list_models(offset=offset, limit=limit), as_json, _model_table)
+    if not as_json:
+        _total(len(page), page.total)
+
+
+@model_app.command("show")
+def model_show(ctx: typer.Context, model_id: str, as_json: JsonOption = False) -> None:
+    """One model."""
+    _show(ctx, api.get_model(model_id), as_json, _model_detail)
+
+
+@model_app.command("download")
+def model_download(
+    ctx: typer.Context,
+    model_id: str,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", help="Directory to unpack into.")
+    ] = Path("."),
+) -> None:
+    """Download a model and unpack it (a Sentence-Transformers directory)."""
+    with err.status(f"downloading {model_id}…"):
+        folder = _client(ctx).models.download(model_id, output)
+    out.print(str(folder))
+
+
+# ---- tasks --------------------------------------------------------------------------------
+
+
+def _task_table(tasks: list[TaskOut]) -> None:
+    table = _table("ID", "MODEL", "STATUS", "PROGRESS", "CREATED", "RESULT")
+    for task in tasks:
+        result = task.best_model_id or (task.error.code if task.error else "-")
+        table.add_row(
+            task.id,
+            task.embedding_model_id,
+            _status(task.status),
+            f"{task.progress:.0%}",
+            _when(task.created_at),
+            result,
+        )
+    _print(table, "No tasks.")
+
+
+_STATUS_STYLE = {
+    TaskStatus.pending: "dim",
+    TaskStatus.processing: "blue",
+    TaskStatus.completed: "green",
+    TaskStatus.failed: "red",
+    TaskStatus.canceled: "yellow",
+}
+
+
+def _status(status: TaskStatus) -> str:
+    return f"[{_STATUS_STYLE[status]}]{status.value}[/]"
+
+
+def _task_detail(task: TaskOut) -> None:
+    training = task.training
+    _fields(
+        ("id", task.id),
+        ("status", _status(task.status)),
+        ("model", task.embedding_model_id),
+        ("batch", task.batch_id),
+        ("progress", f"{task.progress:.0%}" + (f" (step {training.step})" if training else "")),
+        ("fine-tuned model", task.best_model_id),
+        ("error", f"{task.error.code}: {task.error.message}" if task.error else None),
+        ("attempts", task.attempts),
+        ("deploy as blue", task.deploy_as_blue),
+        ("wait on conflict", task.wait_on_conflict),
+        ("metadata", json.dumps(task.metadata) if task.metadata else None),
+        ("created", _when(task.created_at)),
+        ("started", _when(task.started_at)),
+        ("finished", _when(task.finished_at)),
+    )
+
+
+def _parse_metadata(text: str | None) -> dict[str, Any] | None:
+    if text is None:
+        return None
+    try:
+        value = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise typer.BadParameter(f"not JSON: {exc.msg}", param_hint="--metadata") from exc
+    if not isinstance(value, dict):
+        raise typer.BadParameter("must be a JSON object", param_hint="--metadata")
+    return value
+
+
+IntervalOption = Annotated[
+    float, typer.Option("--interval", min=0.05, help="Seconds between two polls.")
+]
+
+
+@task_app.command("create")
+def task_create(
+    ctx: typer.Context,
+    model: Annotated[str, typer.Option("--model", "-m", help="The base model's id.")],
+    batch: Annotated[str | None, typer.Option("--batch", "-b", help="A batch id.")] = None,
+    metadata: Annotated[
+        str | None, typer.Option(help="Training options, a JSON object: '{\"epochs\": 1}'.")
+    ] = None,
+    deploy_as_blue: Annotated[
+        bool, typer.Option("--deploy-as-blue", help="Make the result live if it is better.")
+    ] = False,
+    wait_on_conflict: Annotated[
+        bool, typer.Option("--wait-on-conflict", help="Wait for another deployment to end.")
+    ] = False,
+    idempotency_key: Annotated[
+        str | None, typer.Option(help="Default: a new random key (safe retries).")
+    ] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Then follow it.")] = False,
+    interval: IntervalOption = 1.0,
+    as_json: JsonOption = False,
+) -> None:
+    """Create a fine-tuning task."""
+    call = api.create_task(
+        model,
+        batch_id=batch,
+        metadata=_parse_metadata(metadata),
+        deploy_as_blue=deploy_as_blue,
+        wait_on_conflict=wait_on_conflict,
+        idempotency_key=idempotency_key,
+    )
+    task = _show(ctx, call, as_json and not follow, lambda t: out.print(f"created {t.id}"))
+    if follow:
+        _follow(ctx, task.id, interval, as_json)
+
+
+@task_app.command("list")
+def task_list(
+    ctx: typer.Context,
+    status: Annotated[
+        list[TaskStatus] | None, typer.Option("--status", "-s", help="Repeatable.")
+    ] = None,
+    offset: OffsetOption = 0,
+    limit: LimitOption = 50,
+    as_json: JsonOption = False,
+) -> None:
+    """Tasks, newest first."""
+    call = api.list_tasks(status=[s.value for s in status or []], offset=offset, limit=limit)
+    page = _show(ctx, call, as_json, _task_table)
+    if not as_json:
+        _total(len(page), page.total)
+
+
+@task_app.command("show")
+def task_show(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
+    """One task."""
+    _show(ctx, api.get_task(task_id), as_json, _task_detail)
+
+
+@task_app.command("cancel")
+def task_cancel(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
+    """Cancel a pending or processing task."""
+    _show(ctx, api.cancel_task(task_id), as_json, lambda t: out.print(f"{t.id} {t.status.value}"))
+
+
+@task_app.command("restart")
+def task_restart(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
+    """Run a failed, canceled or stuck task again."""
+    _show(ctx, api.restart_task(task_id), as_json, lambda t: out.print(f"{t.id} {t.status.value}"))
+
+
+@task_app.command("follow")
+def task_follow(
+    ctx: typer.Context, task_id: str, interval: IntervalOption = 1.0, as_json: JsonOption = False
+) -> None:
+    """Show a task's progress until it ends; exit code 0 completed, 1 failed, 2 canceled."""
+    _follow(ctx, task_id, interval, as_json)
+
+
+def _progress_detail(task: TaskOut) -> str:
+    training = task.training
+    if training is None:
+        return task.status.value
+    parts = [task.status.value]
+    if training.step is not None:
+        parts.append(
+            f"step {training.step}" + (f"/{training.total_steps}" if training.total_steps else "")
+        )
+    if training.loss is not None:
+        parts.append(f"loss {training.loss:.4f}")
+    return " · ".join(parts)
+
+
+def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) -> NoReturn:
+    client = _client(ctx)
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        TaskProgressColumn(),
+        TextColumn("{task.fields[detail]}"),
+        TimeRemainingColumn(),
+        console=err if as_json else out,
+        transient=as_json,
+    )
+    with progress:
+        bar = progress.add_task(task_id, total=1.0, detail="")
+        for task in client.tasks.follow(task_id, poll_interval=interval):
+            progress.update(bar, completed=task.progress, detail=_progress_detail(task))
+    if as_json:
+        typer.echo(client.send(api.get_task(task_id)).text)
+    else:
+        _say_how_it_ended(task)
+    raise typer.Exit(FOLLOW_EXIT_CODES[task.status])
+
+
+def _say_how_it_ended(task: TaskOut) -> None:
+    if task.status is TaskStatus.completed:
+        out.print(f"[green]completed[/green]: fine-tuned model {task.best_model_id}")
+    elif task.status is TaskStatus.failed:
+        error = f"{task.error.code}: {task.error.message}" if task.error else "no detail"
+        out.print(f"[red]failed[/red]: {error}", highlight=False)
+    else:
+        out.print("[yellow]canceled[/yellow]")
+
+
+# ---- API keys (on the server's database) --------------------------------------------------
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
+) -> None:
+    """Create a key and print it once; only its hash is stored."""
+    upgrade_database(get_settings().database_url)
+    with new_session() as session:
+        key, secret = auth.create_key(session, name)
+        session.commit()
+    err.print(f"Created key {key.id} ({key.name}). Store it now: it is not shown again.")
+    typer.echo(secret)
+
+
+@keys_app.command("list")
+def keys_list(as_json: JsonOption = False) -> None:
+    """Every key, revoked ones included (never the secrets)."""
+    upgrade_database(get_settings().database_url)
+    with new_session() as session:
+        keys = auth.list_keys(session)
+    if as_json:
+        rows = [
+            {
+                "id": k.id,
+                "name": k.name,
+                "prefix": k.prefix,
+                "created_at": k.created_at.isoformat(),
+                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
+            }
+            for k in keys
+        ]
+        typer.echo(json.dumps(rows))
+        return
+    table = _table("ID", "NAME", "STARTS WITH", "CREATED", "REVOKED")
+    for key in keys:
+        table.add_row(
+            key.id, key.name, key.prefix + "…", _when(key.created_at), _when(key.revoked_at)
+        )
+    _print(table, "No API keys: the API is open to whoever can reach it.")
+
+
+@keys_app.command("revoke")
+def keys_revoke(key_id: str) -> None:
+    """Revoke a key; requests with it are refused within seconds."""
+    upgrade_database(get_settings().database_url)
+    with new_session() as session:
+        key = auth.revoke_key(session, key_id)
+        session.commit()
+    out.print(f"revoked {key.id} ({key.name})")
 
 
 def main() -> None:

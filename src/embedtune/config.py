@@ -44,8 +44,28 @@ class Settings(BaseSettings):
     mlflow_tracking_uri: str | None = None
     queue_name: str = "fine-tuning"
 
+    #: API keys: ``auto`` requires one as soon as a key exists; ``required`` always;
+    #: ``disabled`` never (and lets ``serve`` listen beyond 127.0.0.1 without keys).
+    auth: Literal["auto", "required", "disabled"] = "auto"
+    #: How long the server trusts its list of active keys (revocation delay).
+    auth_cache_seconds: float = Field(default=1.0, ge=0)
+
     #: Register the bundled all-MiniLM-L6-v2 at start.
     register_bundled_model: bool = True
+
+    #: Models kept in memory for /v1/embeddings; the least recently used is unloaded.
+    max_loaded_models: int = Field(default=2, ge=1)
+    #: How long the batcher waits for more requests before it encodes a group.
+    inference_batch_wait_ms: float = Field(default=2.0, ge=0)
+    #: The most texts encoded in one call (one request's texts are never split).
+    inference_max_batch_texts: int = Field(default=256, ge=1)
+    inference_encode_batch_size: int = Field(default=32, ge=1)
+    #: How often each API process checks the database for a new blue model.
+    blue_refresh_interval: float = Field(default=1.0, gt=0)
+    #: How long a deploy_as_blue task with wait_on_conflict waits for its turn.
+    deploy_wait_timeout: float = Field(default=20 * 60.0, gt=0)
+    #: A deployment lock (or a claim on a waiting deployment) older than this was abandoned.
+    deploy_lock_timeout: float = Field(default=600.0, gt=0)
 
     @property
     def base_url(self) -> str:

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import functools
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Concatenate, ParamSpec, TypeVar
 
-from fastapi import Depends
+from fastapi import Depends, Request
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.engine import Dialect, make_url
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
@@ -57,51 +60,122 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+_WRITER_OPTION = "embedtune_writer"
+_UNIT_DEPTH = "embedtune_unit_depth"
+P = ParamSpec("P")
+R = TypeVar("R")
+_READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+
+
+def _enable_wal(cursor: Any) -> None:
+    # Switching a new file to WAL needs it to itself and does not wait for a busy lock, so
+    # processes starting together (API and workers) retry for a while.
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.05)
+
+
 def _configure_sqlite(engine: Engine) -> None:
-    # pysqlite opens transactions lazily and a read-then-write transaction cannot wait for
-    # a lock (SQLITE_BUSY at once). Taking the write lock at BEGIN lets busy_timeout queue
-    # concurrent writers instead of failing them.
+    # A deferred transaction that reads and then writes cannot wait for the write lock
+    # (SQLITE_BUSY at once if another writer got in between), so writers take the lock at
+    # BEGIN and queue on busy_timeout. Readers stay deferred: in WAL mode they never block,
+    # and never hold the lock that writers wait for.
     @event.listens_for(engine, "connect")
     def _on_connect(dbapi_connection: Any, _: ConnectionPoolEntry) -> None:
         dbapi_connection.isolation_level = None
         cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        _enable_wal(cursor)
         cursor.execute("PRAGMA synchronous=NORMAL")
-        cursor.execute("PRAGMA busy_timeout=60000")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
-        connection.exec_driver_sql("BEGIN IMMEDIATE")
+        writer = connection.get_execution_options().get(_WRITER_OPTION, False)
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if writer else "BEGIN")
 
 
 @lru_cache(maxsize=8)
 def get_engine(database_url: str) -> Engine:
-    """One engine per URL for the whole process."""
+    """One engine per URL for the whole process (readers; see ``new_session``)."""
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
             Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 60})
+        connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
+        engine = create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=40)
         _configure_sqlite(engine)
         return engine
-    return create_engine(url, pool_size=10, max_overflow=20, pool_pre_ping=True)
+    # More connections than the API's threadpool (40): a request never waits for one.
+    return create_engine(url, pool_size=10, max_overflow=50, pool_pre_ping=True)
 
 
-@lru_cache(maxsize=8)
-def get_session_factory(database_url: str) -> sessionmaker[Session]:
-    return sessionmaker(get_engine(database_url), expire_on_commit=False)
+@lru_cache(maxsize=16)
+def get_session_factory(database_url: str, writer: bool = False) -> sessionmaker[Session]:
+    engine = get_engine(database_url)
+    bind = engine.execution_options(**{_WRITER_OPTION: True}) if writer else engine
+    return sessionmaker(bind, expire_on_commit=False)
 
 
-def new_session() -> Session:
-    """A session on the configured database; the caller owns its unit of work."""
-    return get_session_factory(get_settings().database_url)()
+def new_session(*, writer: bool = False) -> Session:
+    """A session on the configured database; the caller owns its unit of work.
+
+    ``writer=True`` for a unit of work that writes (on SQLite its transactions take the
+    write lock when they begin); readers must not write.
+    """
+    return get_session_factory(get_settings().database_url, writer)()
 
 
-def get_session() -> Iterator[Session]:
-    with new_session() as session:
+def unit_of_work(
+    function: Callable[Concatenate[Session, P], R],
+) -> Callable[Concatenate[Session, P], R]:
+    """Marks a service function that owns its session's unit of work: whatever transaction
+    it leaves open is committed when it returns (rolled back when it raises).
+
+    So no connection, and no SQLite write lock, is held past the call: FastAPI serializes a
+    sync endpoint's response on a threadpool thread, and under load every thread can be
+    waiting for that lock. Nested calls end nothing; the outermost one does.
+    """
+
+    @functools.wraps(function)
+    def wrapper(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        depth = session.info.get(_UNIT_DEPTH, 0)
+        session.info[_UNIT_DEPTH] = depth + 1
+        try:
+            result = function(session, *args, **kwargs)
+        except BaseException:
+            if depth == 0:
+                session.rollback()
+            raise
+        finally:
+            session.info[_UNIT_DEPTH] = depth
+        if depth == 0 and session.in_transaction():
+            session.commit()
+        return result
+
+    return wrapper
+
+
+async def get_session(request: Request) -> AsyncIterator[Session]:
+    session = new_session(writer=request.method not in _READ_METHODS)
+    try:
         yield session
+    finally:
+        session.close()
 
 
-SessionDep = Annotated[Session, Depends(get_session)]
+# Closed on the event loop (an async dependency needs no threadpool thread to end).
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_writer_engine(database_url: str) -> Engine:
+    """The engine for connections that write (migrations)."""
+    return get_engine(database_url).execution_options(**{_WRITER_OPTION: True})

@@ -49,8 +49,12 @@ class ScriptedPlugin(FineTuningPlugin):
         script = task.metadata.get("script", {})
         log = trainings_log(report.work_dir)
         with log.open("a") as handle:
-            handle.write(json.dumps({"task_id": task.id, "pid": os.getpid(), "at": time.time()}) + "\n")
-        starts = sum(1 for line in log.read_text().splitlines() if json.loads(line)["task_id"] == task.id)
+            handle.write(
+                json.dumps({"task_id": task.id, "pid": os.getpid(), "at": time.time()}) + "\n"
+            )
+        starts = sum(
+            1 for line in log.read_text().splitlines() if json.loads(line)["task_id"] == task.id
+        )
         if script.get("fail") and starts <= script.get("fail_times", 10**9):
             if script["fail"] == "plugin_error":
                 raise PluginError("scripted_failure", "the script said so")

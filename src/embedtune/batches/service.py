@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 from embedtune import artifacts
 from embedtune.batches import repository
 from embedtune.batches.tables import Batch
+from embedtune.db import unit_of_work
 from embedtune.errors import NotFound, Unprocessable
 from embedtune.ids import new_id
 
@@ -121,16 +122,19 @@ def _store(session: Session, name: str, fill: Any) -> Batch:
     return batch
 
 
+@unit_of_work
 def create_from_jsonl(session: Session, name: str, file: IO[bytes]) -> Batch:
     """Stores a JSONL upload; raises Unprocessable ``invalid_batch`` naming the bad line."""
     return _store(session, name, lambda staged: _parse_jsonl(file, staged))
 
 
+@unit_of_work
 def create_from_examples(session: Session, name: str | None, examples: list[Any]) -> Batch:
     """Stores a JSON list; raises Unprocessable ``invalid_batch`` naming the bad example."""
     return _store(session, name or "batch", lambda staged: _parse_list(examples, staged))
 
 
+@unit_of_work
 def get_batch(session: Session, batch_id: str) -> Batch:
     """Raises NotFound (``batch_not_found``)."""
     batch = repository.get(session, batch_id)
@@ -139,5 +143,6 @@ def get_batch(session: Session, batch_id: str) -> Batch:
     return batch
 
 
+@unit_of_work
 def list_batches(session: Session, offset: int, limit: int) -> tuple[list[Batch], int]:
     return repository.list_newest_first(session, offset, limit), repository.count(session)

@@ -16,6 +16,7 @@ from embedtune import artifacts
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session
+from embedtune.deployments import service as deployments
 from embedtune.fine_tuning import repository, service
 from embedtune.fine_tuning.tables import Task
 from embedtune.ids import new_id
@@ -110,7 +111,7 @@ class TaskReport:
     def _beat(self) -> None:
         with self._lock:
             progress, state = self._progress, self._state
-        with new_session() as session:
+        with new_session(writer=True) as session:
             alive = repository.heartbeat(session, self._task_id, self._message_id, progress, state)
             session.commit()
         if not alive:
@@ -162,7 +163,7 @@ def _record_success(
     model_id = new_id("ftm-")
     path = artifacts.store_model(result.model_dir, model_id)
     url = f"{settings.base_url}/models/{model_id}/download"
-    with new_session() as session:
+    with new_session(writer=True) as session:
         models_repository.register_trained(
             session,
             model_id=model_id,
@@ -173,8 +174,11 @@ def _record_success(
             task_id=task.id,
             metrics=result.metrics,
         )
-        if service.complete_task(session, task, model_id, url, result.metrics):
-            return True
+        completed = service.complete_task(session, task, model_id, url, result.metrics)
+    if completed:
+        # After the completion commit: a failed deployment never fails the task.
+        deployments.deploy_completed_task(task.id, settings)
+        return True
     artifacts.remove_model(model_id)
     return False
 
@@ -189,7 +193,7 @@ def run_task_message(
     abort_requested: Callable[[], bool],
 ) -> None:
     """Claims the task for this message and trains it; every outcome is recorded."""
-    with new_session() as session:
+    with new_session(writer=True) as session:
         task = service.claim_task(session, task_id, message_id, worker_id(), run_id)
     if task is None:
         return
@@ -237,7 +241,7 @@ def _after_stop(
     task: Task, report: TaskReport, shutting_down: threading.Event, dispatcher: Dispatcher
 ) -> None:
     if shutting_down.is_set() and not report.canceled_or_lost:
-        with new_session() as session:
+        with new_session(writer=True) as session:
             if service.return_task(session, task, "worker_shutdown", dispatcher):
                 logger.info("task_id=%s returned to pending: worker shutting down", task.id)
                 return
@@ -258,7 +262,7 @@ def _fail(
     settings: Settings,
     dispatcher: Dispatcher,
 ) -> None:
-    with new_session() as session:
+    with new_session(writer=True) as session:
         outcome = service.fail_or_retry(
             session,
             task,

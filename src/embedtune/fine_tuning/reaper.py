@@ -19,11 +19,11 @@ logger = logging.getLogger(__name__)
 
 def reap_once(settings: Settings, dispatcher: Dispatcher) -> tuple[int, int]:
     """One pass; returns (tasks recovered, messages re-sent)."""
-    with new_session() as session:
+    with new_session(writer=True) as session:
         recovered = service.recover_stale(
             session, settings.heartbeat_timeout, settings.max_attempts, dispatcher
         )
-    with new_session() as session:
+    with new_session(writer=True) as session:
         resent = service.redispatch_stranded(session, settings.dispatch_timeout, dispatcher)
     if recovered or resent:
         logger.info("reaper recovered %d task(s) and re-sent %d message(s)", recovered, resent)

@@ -5,6 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
+from embedtune.deployments.schemas import TaskDeployment
 from embedtune.fine_tuning.states import TaskStatus
 
 
@@ -52,6 +53,8 @@ class TaskOut(BaseModel):
     progress: float
     training: TrainingState | None = Field(validation_alias="training_state")
     error: TaskError | None
+    #: What deploy_as_blue did once the task completed; null until decided.
+    deployment: TaskDeployment | None = None
     attempts: int
     created_at: datetime
     updated_at: datetime

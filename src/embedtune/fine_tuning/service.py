@@ -16,7 +16,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
-from embedtune.db import utcnow
+from embedtune.db import unit_of_work, utcnow
+from embedtune.deployments import service as deployments
 from embedtune.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
 from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.schemas import TaskCreate
@@ -69,6 +70,7 @@ def _replay(task: Task, fingerprint: str) -> Task:
     return task
 
 
+@unit_of_work
 def create_task(
     session: Session, request: TaskCreate, header_key: str | None, dispatcher: Dispatcher
 ) -> tuple[Task, bool]:
@@ -99,6 +101,10 @@ def create_task(
         plugin.validate_training_options(metadata)
     except ValueError as exc:
         raise Unprocessable(str(exc), code="invalid_training_options") from exc
+    try:
+        deployments.validate_deploy_options(metadata)
+    except ValueError as exc:
+        raise Unprocessable(str(exc), code="invalid_deploy_options") from exc
 
     now = utcnow()
     task = Task(
@@ -146,6 +152,7 @@ def send_after_commit(
         session.commit()
 
 
+@unit_of_work
 def get_task(session: Session, task_id: str) -> Task:
     """Raises NotFound (``task_not_found``)."""
     task = repository.get(session, task_id)
@@ -154,6 +161,7 @@ def get_task(session: Session, task_id: str) -> Task:
     return task
 
 
+@unit_of_work
 def list_tasks(
     session: Session, statuses: Sequence[TaskStatus], offset: int, limit: int
 ) -> tuple[list[Task], int]:
@@ -163,16 +171,21 @@ def list_tasks(
     )
 
 
+@unit_of_work
 def list_events(session: Session, task_id: str) -> list[TaskEvent]:
     get_task(session, task_id)
     return repository.list_events(session, task_id)
 
 
+@unit_of_work
 def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
-    """pending/processing → canceled; canceled stays. Raises NotFound, InvalidState."""
+    """pending/processing → canceled; canceled stays; a completed task whose deployment
+    waits (wait_on_conflict) stays completed and its wait ends. Raises NotFound, InvalidState."""
     task = get_task(session, task_id)
     if task.status == TaskStatus.canceled:
         return task
+    if task.status == TaskStatus.completed and deployments.cancel_wait(session, task_id):
+        return get_task(session, task_id)
     previous_status, run_id = task.status, task.run_id
     if not repository.cancel(session, task_id):
         session.rollback()
@@ -191,6 +204,7 @@ def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
     return get_task(session, task_id)
 
 
+@unit_of_work
 def restart_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
     """failed/canceled/pending → pending with a new message. Raises NotFound, InvalidState."""
     get_task(session, task_id)
@@ -206,6 +220,7 @@ def restart_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task
     return get_task(session, task_id)
 
 
+@unit_of_work
 def redispatch_stranded(
     session: Session, dispatch_timeout_s: float | None, dispatcher: Dispatcher
 ) -> int:
@@ -235,6 +250,7 @@ def redispatch_stranded(
 # --- Worker side: every function below is called by a worker holding the task's message.
 
 
+@unit_of_work
 def claim_task(
     session: Session, task_id: str, message_id: str, worker_id: str, run_id: str
 ) -> Task | None:
@@ -335,6 +351,7 @@ def redispatch_one(session: Session, task_id: str, message_id: str, dispatcher: 
         session.rollback()
 
 
+@unit_of_work
 def recover_stale(
     session: Session, heartbeat_timeout_s: float, max_attempts: int, dispatcher: Dispatcher
 ) -> int:

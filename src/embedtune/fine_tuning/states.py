@@ -33,3 +33,5 @@ class EventKind(StrEnum):
     restarted = "restarted"
     failed = "failed"
     completed = "completed"
+    #: A deploy_as_blue decision; the detail is the task's ``deployment`` object.
+    deployment = "deployment"

@@ -48,6 +48,8 @@ class Task(Base):
     training_state: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     metrics: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     error: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    #: The deploy_as_blue outcome (see ``embedtune.deployments``); null until decided.
+    deployment: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     attempts: Mapped[int] = mapped_column(Integer, default=0)
 
     #: The only queue message allowed to claim the task; any other one is dropped.

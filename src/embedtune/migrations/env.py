@@ -4,8 +4,10 @@ from alembic import context
 from sqlalchemy import text
 
 from embedtune import abort_backend as _abort_backend  # noqa: F401  (registers the tables)
+from embedtune.auth import tables as _auth  # noqa: F401
 from embedtune.batches import tables as _batches  # noqa: F401
-from embedtune.db import Base, get_engine
+from embedtune.db import Base, get_writer_engine
+from embedtune.deployments import tables as _deployments  # noqa: F401
 from embedtune.fine_tuning import tables as _fine_tuning  # noqa: F401
 from embedtune.models import tables as _models  # noqa: F401
 
@@ -16,7 +18,7 @@ MIGRATION_LOCK_ID = 7_204_331
 def run_migrations() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url is not None
-    with get_engine(url).connect() as connection:
+    with get_writer_engine(url).connect() as connection:
         if connection.dialect.name == "postgresql":
             connection.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": MIGRATION_LOCK_ID})
         context.configure(

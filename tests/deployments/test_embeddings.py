@@ -1,0 +1,113 @@
+"""POST /v1/embeddings: OpenAI-shaped output equal to the model's own, limits, batching."""
+
+from __future__ import annotations
+
+import base64
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import numpy as np
+from fastapi.testclient import TestClient
+from sentence_transformers import SentenceTransformer
+
+from .conftest import BUNDLED, UNNORMALIZED
+
+TEXTS = ["a waterproof backpack for hiking", "red tent", "the quick brown fox jumps"]
+
+
+def test_embeddings_equal_the_blue_models_own(
+    client: TestClient, direct_models: dict[str, SentenceTransformer]
+) -> None:
+    response = client.post("/v1/embeddings", json={"input": TEXTS})
+
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list"
+    assert body["model"] == BUNDLED
+    assert [item["index"] for item in body["data"]] == [0, 1, 2]
+    assert all(item["object"] == "embedding" for item in body["data"])
+    served = np.array([item["embedding"] for item in body["data"]], dtype=np.float32)
+    np.testing.assert_allclose(served, direct_models[BUNDLED].encode(TEXTS), atol=1e-5)
+    tokens = sum(len(ids) for ids in direct_models[BUNDLED].tokenizer(TEXTS)["input_ids"])
+    assert body["usage"] == {"prompt_tokens": tokens, "total_tokens": tokens}
+
+
+def test_base64_encoding_carries_the_same_float32_vectors(client: TestClient) -> None:
+    floats = client.post("/v1/embeddings", json={"input": "red tent", "model": "blue"}).json()
+    encoded = client.post(
+        "/v1/embeddings", json={"input": "red tent", "encoding_format": "base64"}
+    ).json()
+
+    vector = np.frombuffer(base64.b64decode(encoded["data"][0]["embedding"]), dtype="<f4")
+    np.testing.assert_array_equal(vector, np.array(floats["data"][0]["embedding"], "<f4"))
+
+
+def test_a_model_named_by_id_serves_instead_of_blue(
+    client: TestClient, second_model: str, direct_models: dict[str, SentenceTransformer]
+) -> None:
+    response = client.post("/v1/embeddings", json={"input": TEXTS, "model": second_model})
+
+    assert response.status_code == 200, response.text
+    assert response.json()["model"] == UNNORMALIZED
+    served = np.array([item["embedding"] for item in response.json()["data"]])
+    np.testing.assert_allclose(served, direct_models[UNNORMALIZED].encode(TEXTS), atol=1e-4)
+    assert client.get("/deployments").json()["blue"]["model_id"] == BUNDLED
+
+
+def test_concurrent_requests_each_get_their_own_embeddings(
+    client: TestClient, direct_models: dict[str, SentenceTransformer]
+) -> None:
+    texts = [f"item number {i} of the catalog" for i in range(48)]
+    expected = direct_models[BUNDLED].encode(texts)
+
+    def embed(i: int) -> list[float]:
+        response = client.post("/v1/embeddings", json={"input": texts[i]})
+        assert response.status_code == 200, response.text
+        vector: list[float] = response.json()["data"][0]["embedding"]
+        return vector
+
+    with ThreadPoolExecutor(16) as pool:
+        served = np.array(list(pool.map(embed, range(len(texts)))))
+
+    np.testing.assert_allclose(served, expected, atol=1e-5)
+
+
+def test_empty_input_is_422(client: TestClient) -> None:
+    for body in ({"input": []}, {"input": ""}, {"input": ["ok", "  "]}):
+        response = client.post("/v1/embeddings", json=body)
+        assert response.status_code == 422, body
+        assert response.json()["code"] == "empty_input"
+
+
+def test_more_than_2048_inputs_is_422(client: TestClient) -> None:
+    response = client.post("/v1/embeddings", json={"input": ["x"] * 2049})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "too_many_inputs"
+
+
+def test_text_over_the_token_limit_is_422_naming_it(client: TestClient) -> None:
+    long_text = "word " * 400  # about 400 tokens; the model takes 256
+
+    response = client.post("/v1/embeddings", json={"input": ["short", long_text]})
+
+    assert response.status_code == 422
+    assert response.json()["code"] == "input_too_long"
+    assert "[1]" in response.json()["detail"]
+    assert "256" in response.json()["detail"]
+
+
+def test_unknown_model_is_404_and_unservable_model_is_422(
+    client: TestClient, tmp_path: Path
+) -> None:
+    (tmp_path / "model.txt").write_text("not a transformer\n")
+    body = {"id": "scripted", "name": "s", "path": str(tmp_path), "plugin": "scripted"}
+    assert client.post("/models", json=body).status_code == 201
+
+    missing = client.post("/v1/embeddings", json={"input": "x", "model": "nope"})
+    unservable = client.post("/v1/embeddings", json={"input": "x", "model": "scripted"})
+
+    assert missing.status_code == 404
+    assert missing.json()["code"] == "model_not_found"
+    assert unservable.status_code == 422
+    assert unservable.json()["code"] == "model_not_servable"

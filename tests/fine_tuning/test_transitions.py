@@ -1,0 +1,130 @@
+"""Every status move is one guarded UPDATE: allowed moves change the row, others nothing."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+
+import pytest
+from conftest import both_databases
+from sqlalchemy.orm import Session
+
+from embedtune.db import new_session, utcnow
+from embedtune.fine_tuning import repository
+from embedtune.fine_tuning.states import TaskStatus
+from embedtune.fine_tuning.tables import Task
+from embedtune.migrations import upgrade_database
+from embedtune.models.tables import EmbeddingModel
+
+MESSAGE = "msg-current"
+
+
+@pytest.fixture
+def session(settings_env: dict[str, str]) -> Iterator[Session]:
+    upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
+    with new_session() as session:
+        session.add(EmbeddingModel(id="m", name="m", path="/m", plugin="scripted"))
+        session.commit()
+        yield session
+
+
+def _task_in(session: Session, status: TaskStatus) -> str:
+    task_id = f"ft-{status.value}-{utcnow().timestamp()}"
+    now = utcnow()
+    session.add(
+        Task(
+            id=task_id,
+            embedding_model_id="m",
+            status=status.value,
+            metadata_={},
+            request_fingerprint="f",
+            message_id=MESSAGE,
+            heartbeat_at=now,
+            created_at=now,
+            updated_at=now,
+        )
+    )
+    session.commit()
+    return task_id
+
+
+MOVES: dict[str, tuple[Callable[[Session, str], bool], set[TaskStatus], TaskStatus]] = {
+    "claim": (
+        lambda s, t: repository.claim(s, t, MESSAGE, "w", "run"),
+        {TaskStatus.pending},
+        TaskStatus.processing,
+    ),
+    "complete": (
+        lambda s, t: repository.complete(s, t, MESSAGE, "best", "url", {}),
+        {TaskStatus.processing},
+        TaskStatus.completed,
+    ),
+    "fail": (
+        lambda s, t: repository.fail(s, t, MESSAGE, {"code": "x", "message": "y"}),
+        {TaskStatus.processing},
+        TaskStatus.failed,
+    ),
+    "cancel": (
+        repository.cancel,
+        {TaskStatus.pending, TaskStatus.processing},
+        TaskStatus.canceled,
+    ),
+    "recover": (
+        lambda s, t: repository.return_to_pending(s, t, MESSAGE, "msg-new", refund_attempt=False),
+        {TaskStatus.processing},
+        TaskStatus.pending,
+    ),
+    "restart": (
+        lambda s, t: repository.restart(s, t, "msg-new"),
+        {TaskStatus.failed, TaskStatus.canceled, TaskStatus.pending},
+        TaskStatus.pending,
+    ),
+}
+
+
+@both_databases
+def test_only_allowed_moves_change_the_row(session: Session) -> None:
+    for move, (apply, allowed_from, target) in MOVES.items():
+        for start in TaskStatus:
+            task_id = _task_in(session, start)
+            total = repository.count(session, [])
+            moved = apply(session, task_id)
+            session.commit()
+            task = repository.get(session, task_id)
+            assert task is not None
+            assert moved is (start in allowed_from), (move, start)
+            assert task.status == (target if moved else start).value, (move, start)
+            # The per-status counters follow every move.
+            counts = repository.counts_by_status(session)
+            assert sum(counts.values()) == total == repository.count(session, [])
+            actual = {
+                s.value: len(repository.list_newest_first(session, [s], 0, 1000))
+                for s in TaskStatus
+            }
+            assert counts == actual, (move, start)
+
+
+@both_databases
+def test_a_message_that_is_not_the_current_one_cannot_claim(session: Session) -> None:
+    task_id = _task_in(session, TaskStatus.pending)
+    assert not repository.claim(session, task_id, "msg-stale", "w", "run")
+    assert repository.claim(session, task_id, MESSAGE, "w", "run")
+    session.commit()
+    # A duplicate of the current message finds the task no longer pending.
+    assert not repository.claim(session, task_id, MESSAGE, "w2", "run2")
+    task = repository.get(session, task_id)
+    assert task is not None
+    assert (task.worker_id, task.attempts) == ("w", 1)
+
+
+@both_databases
+def test_restart_clears_the_outcome_and_replaces_the_message(session: Session) -> None:
+    task_id = _task_in(session, TaskStatus.processing)
+    repository.fail(session, task_id, MESSAGE, {"code": "boom", "message": "x"})
+    assert repository.restart(session, task_id, "msg-2")
+    session.commit()
+    task = repository.get(session, task_id)
+    assert task is not None
+    assert task.status == "pending"
+    assert task.message_id == "msg-2"
+    assert task.error is None and task.finished_at is None and task.attempts == 0
+    assert not repository.claim(session, task_id, MESSAGE, "w", "run")
