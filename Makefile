@@ -35,7 +35,7 @@ test: lint
 bench: $(STAMP)
 	$(BIN)/python benchmarks/api.py
 	$(BIN)/python benchmarks/training.py
-	$(BIN)/python benchmarks/queue.py
+	$(BIN)/python benchmarks/task_queue.py
 	$(BIN)/python benchmarks/inference.py
 
 clean:

@@ -3,7 +3,7 @@
 1. Create throughput. ``POST /fine-tuning/task`` against a bare FastAPI endpoint that
    inserts one row into the same database (same engine settings), both served the same
    way (uvicorn, one process, no access log) and driven by the same client (httpx, N
-   threads with keep-alive connections, after a warm-up), one after the other in this run.
+   threads with keep-alive connections, after a warm-up), in alternating rounds of one run.
    embedtune runs with a Redis broker that no worker consumes, so its tasks are really
    enqueued but stay pending and nothing is trained; its reaper is switched off so that it
    does not re-send them. Target: embedtune/bare >= 0.5.
@@ -328,10 +328,16 @@ def task_rows(
 
 
 def fill_tasks(engine: Engine, rows: Iterator[tuple[Any, ...]]) -> None:
-    """Bulk insert through the driver (COPY on PostgreSQL); the count triggers still fire."""
+    """Bulk insert through the driver. On SQLite the count triggers fire for every row.
+
+    On PostgreSQL the rows are COPYed with the triggers off and the counters recounted at
+    the end: there every trigger UPDATE of a counter row adds a row version that the next
+    one must walk past until the transaction ends, so one big insert costs quadratic time.
+    """
     columns = ", ".join(TASK_COLUMNS)
     with engine.begin() as connection:
         if engine.dialect.name == "postgresql":
+            connection.exec_driver_sql("SET LOCAL session_replication_role = replica")
             dbapi_connection: Any = connection.connection.dbapi_connection
             with (
                 dbapi_connection.cursor() as cursor,
@@ -339,6 +345,10 @@ def fill_tasks(engine: Engine, rows: Iterator[tuple[Any, ...]]) -> None:
             ):
                 for row in rows:
                     copy.write_row(row)
+            connection.exec_driver_sql(
+                "UPDATE fine_tuning_task_status_count AS counter SET count = (SELECT count(*)"
+                " FROM fine_tuning_task AS task WHERE task.status = counter.status)"
+            )
             return
         placeholders = ", ".join("?" for _ in TASK_COLUMNS)
         statement = f"INSERT INTO fine_tuning_task ({columns}) VALUES ({placeholders})"

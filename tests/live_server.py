@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import uvicorn
 
@@ -31,6 +32,13 @@ class LiveServer:
 
     def client(self, api_key: str | None = None, **options: Any) -> Client:
         return Client(self.url, api_key, **options)
+
+    def wait_for_auth(self, timeout: float = 5.0) -> None:
+        """Until the server has seen a new key (it caches the key list for a second)."""
+        deadline = time.monotonic() + timeout
+        while httpx.get(f"{self.url}/models").status_code != 401:
+            assert time.monotonic() < deadline, "auth did not turn on"
+            time.sleep(0.05)
 
 
 @pytest.fixture

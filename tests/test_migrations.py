@@ -5,8 +5,8 @@ from __future__ import annotations
 import multiprocessing
 
 from alembic import command
-from conftest import both_databases
 
+from conftest import both_databases
 from embedtune.migrations import alembic_config, upgrade_database
 
 

@@ -28,6 +28,7 @@ from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
 from embedtune.limits import BodySizeLimit
+from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
 from embedtune.models.router import router as models_router
@@ -114,6 +115,7 @@ def create_app() -> FastAPI:
     app.include_router(batches_router)
     app.include_router(deployments_router)
     app.include_router(dashboard_router)
+    app.include_router(metrics_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

@@ -26,6 +26,7 @@ from embedtune.auth import service as auth
 from embedtune.batches.schemas import BatchOut
 from embedtune.config import get_settings
 from embedtune.db import new_session
+from embedtune.deployments.schemas import EmbeddingsResponse
 from embedtune.errors import EmbedtuneError
 from embedtune.fine_tuning.schemas import TaskOut
 from embedtune.fine_tuning.states import TaskStatus
@@ -179,6 +180,20 @@ def serve(
         port=port or settings.port,
         log_level=settings.log_level.lower(),
     )
+
+
+@app.command()
+def worker(
+    processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
+    threads: Annotated[int, typer.Option(min=1, help="Trainings at once per process.")] = 1,
+    queues: Annotated[
+        list[str] | None, typer.Option("--queues", help="Queues to consume (default: all).")
+    ] = None,
+) -> None:
+    """Run worker processes on EMBEDTUNE_BROKER_URL (Redis or RabbitMQ) until SIGTERM."""
+    from embedtune import worker as workers
+
+    workers.run(processes, threads, queues or [])
 
 
 # ---- batches ------------------------------------------------------------------------------
@@ -475,6 +490,32 @@ def _say_how_it_ended(task: TaskOut) -> None:
         out.print("[yellow]canceled[/yellow]")
 
 
+# ---- inference ----------------------------------------------------------------------------
+
+
+@app.command()
+def embed(
+    ctx: typer.Context,
+    texts: Annotated[list[str], typer.Argument(help="One or more texts.")],
+    model: Annotated[
+        str | None, typer.Option("--model", "-m", help="Default: the blue (live) model.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Embed texts with the live model (or --model); --json prints the vectors in full."""
+
+    def render(answer: EmbeddingsResponse) -> None:
+        table = _table("#", "DIMS", "VECTOR", "TEXT")
+        for item, text in zip(answer.data, texts, strict=True):
+            vector = item.embedding if isinstance(item.embedding, list) else []
+            head = ", ".join(f"{x:+.4f}" for x in vector[:4])
+            table.add_row(str(item.index), str(len(vector)), f"[{head}, …]", text)
+        out.print(f"[dim]model {answer.model} · {answer.usage.total_tokens} tokens[/dim]")
+        out.print(table)
+
+    _show(ctx, api.create_embeddings(texts, model=model), as_json, render)
+
+
 # ---- API keys (on the server's database) --------------------------------------------------
 
 
@@ -484,7 +525,7 @@ def keys_create(
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     upgrade_database(get_settings().database_url)
-    with new_session() as session:
+    with new_session(writer=True) as session:
         key, secret = auth.create_key(session, name)
         session.commit()
     err.print(f"Created key {key.id} ({key.name}). Store it now: it is not shown again.")
@@ -522,7 +563,7 @@ def keys_list(as_json: JsonOption = False) -> None:
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; requests with it are refused within seconds."""
     upgrade_database(get_settings().database_url)
-    with new_session() as session:
+    with new_session(writer=True) as session:
         key = auth.revoke_key(session, key_id)
         session.commit()
     out.print(f"revoked {key.id} ({key.name})")

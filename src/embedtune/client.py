@@ -30,6 +30,7 @@ import httpx
 from pydantic import BaseModel, TypeAdapter
 
 from embedtune.batches.schemas import BatchOut
+from embedtune.deployments.schemas import DeploymentsOut, EmbeddingsResponse
 from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import FINISHED
 from embedtune.models.schemas import ModelOut
@@ -243,6 +244,33 @@ def get_batch(batch_id: str) -> APICall[BatchOut]:
     return APICall("GET", f"/batches/{batch_id}", _one(BatchOut), retry=True)
 
 
+def get_deployments() -> APICall[DeploymentsOut]:
+    """The blue (live) model, the previous ones and the models in memory."""
+    return APICall("GET", "/deployments", _one(DeploymentsOut), retry=True)
+
+
+def set_blue(model_id: str) -> APICall[DeploymentsOut]:
+    """Make a model live (it is loaded before it takes traffic)."""
+    body = {"model_id": model_id}
+    return APICall("PUT", "/deployments/blue", _one(DeploymentsOut), json=body, retry=True)
+
+
+def rollback() -> APICall[DeploymentsOut]:
+    """Make the previous blue model live again."""
+    return APICall("POST", "/deployments/rollback", _one(DeploymentsOut))
+
+
+def create_embeddings(
+    input: str | list[str], *, model: str | None = None, encoding_format: str = "float"
+) -> APICall[EmbeddingsResponse]:
+    """Embed texts with a model, or with the blue model when ``model`` is None or "blue"."""
+    body: dict[str, Any] = {"input": input, "encoding_format": encoding_format}
+    if model is not None:
+        body["model"] = model
+    # Embedding has no side effect: safe to send again.
+    return APICall("POST", "/v1/embeddings", _one(EmbeddingsResponse), json=body, retry=True)
+
+
 def model_archive_path(model_id: str) -> str:
     return f"/models/{model_id}/download"
 
@@ -400,6 +428,16 @@ class Batches(_SyncResource):
             return self._client.call(upload_batch(file, filename=path.name, name=name))
 
 
+class Deployments(_SyncResource):
+    get = _sync(get_deployments)
+    set_blue = _sync(set_blue)
+    rollback = _sync(rollback)
+
+
+class Embeddings(_SyncResource):
+    create = _sync(create_embeddings)
+
+
 class Client:
     """A synchronous client; use it as a context manager or call ``close()``.
 
@@ -426,6 +464,8 @@ class Client:
         self.tasks = Tasks(self)
         self.models = Models(self)
         self.batches = Batches(self)
+        self.deployments = Deployments(self)
+        self.embeddings = Embeddings(self)
 
     def send(self, call: APICall[Any]) -> httpx.Response:
         """Sends a call, retrying if it is safe to; raises ``EmbedtuneClientError``."""
@@ -551,11 +591,35 @@ class AsyncModels(_AsyncResource):
     get = _async(get_model)
     register = _async(register_model)
 
+    async def download(self, model_id: str, directory: str | Path) -> Path:
+        """Downloads and unpacks a model into ``directory``; returns the model's folder."""
+        with tempfile.TemporaryDirectory() as scratch:
+            archive = Path(scratch) / "model.tar.gz"
+            with archive.open("wb") as sink:
+                await self._client.download_to(model_archive_path(model_id), sink)
+            return extract_model_archive(archive, Path(directory))
+
 
 class AsyncBatches(_AsyncResource):
     create = _async(create_batch)
     list = _async(list_batches)
     get = _async(get_batch)
+
+    async def upload(self, path: str | Path, *, name: str | None = None) -> BatchOut:
+        """Upload a JSONL file from disk."""
+        path = Path(path)
+        with path.open("rb") as file:
+            return await self._client.call(upload_batch(file, filename=path.name, name=name))
+
+
+class AsyncDeployments(_AsyncResource):
+    get = _async(get_deployments)
+    set_blue = _async(set_blue)
+    rollback = _async(rollback)
+
+
+class AsyncEmbeddings(_AsyncResource):
+    create = _async(create_embeddings)
 
 
 class AsyncClient:
@@ -581,6 +645,8 @@ class AsyncClient:
         self.tasks = AsyncTasks(self)
         self.models = AsyncModels(self)
         self.batches = AsyncBatches(self)
+        self.deployments = AsyncDeployments(self)
+        self.embeddings = AsyncEmbeddings(self)
 
     async def send(self, call: APICall[Any]) -> httpx.Response:
         """Sends a call, retrying if it is safe to; raises ``EmbedtuneClientError``."""
@@ -600,6 +666,18 @@ class AsyncClient:
     async def call(self, call: APICall[T]) -> T:
         """Sends a call and returns its parsed answer."""
         return call.parse(await self.send(call))
+
+    async def download_to(self, path: str, sink: IO[bytes]) -> None:
+        """Streams the body of ``GET path`` into ``sink``; raises ``EmbedtuneClientError``."""
+        try:
+            async with self._http.stream("GET", path) as response:
+                if response.status_code >= 400:
+                    await response.aread()
+                    raise _error_from(response)
+                async for chunk in response.aiter_bytes():
+                    sink.write(chunk)
+        except httpx.TransportError as exc:
+            raise EmbedtuneConnectionError(f"cannot reach the server: {exc}") from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -9,13 +9,13 @@ from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
-from live_server import create_api_key
 
 from embedtune.auth import service as auth
 from embedtune.auth.tables import ApiKey
 from embedtune.db import new_session
+from live_server import create_api_key
 
-PUBLIC = ["/health", "/docs", "/redoc", "/openapi.json", "/", "/dashboard/app.js"]
+PUBLIC = ["/health", "/metrics", "/docs", "/redoc", "/openapi.json", "/", "/dashboard/app.js"]
 
 
 def _protected_requests(client: TestClient) -> Iterator[tuple[str, str]]:

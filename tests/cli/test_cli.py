@@ -11,10 +11,10 @@ from pathlib import Path
 import httpx
 import pytest
 from click.testing import Result
-from live_server import LiveServer, script
 from typer.testing import CliRunner
 
 from embedtune import cli
+from live_server import LiveServer, script
 
 Invoke = Callable[..., Result]
 
@@ -178,3 +178,13 @@ def test_serve_refuses_to_listen_beyond_this_machine_without_keys(
     result = CliRunner().invoke(cli.app, ["serve", "--host", "0.0.0.0"])
     assert result.exit_code == 1
     assert "refusing to listen on 0.0.0.0 without API keys" in result.stderr
+
+
+def test_embed_prints_a_table_or_the_apis_json(invoke: Invoke) -> None:
+    table = invoke("embed", "a cat", "a dog")
+    as_json = invoke("embed", "a cat", "--json")
+    assert table.exit_code == 0, table.output
+    assert "all-MiniLM-L6-v2" in table.stdout
+    assert table.stdout.count("384") == 2 and "a dog" in table.stdout
+    answer = json.loads(as_json.stdout)
+    assert answer["object"] == "list" and len(answer["data"][0]["embedding"]) == 384

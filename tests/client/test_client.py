@@ -7,8 +7,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from live_server import LiveServer, script
 
+from embedtune.batches.schemas import BatchOut
 from embedtune.client import (
     AsyncClient,
     Client,
@@ -20,6 +20,7 @@ from embedtune.client import (
 from embedtune.fine_tuning.schemas import TaskOut
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.models.schemas import ModelOut
+from live_server import LiveServer, script
 
 FAST_RETRIES = RetryPolicy(max_retries=3, base_delay_s=0.01)
 
@@ -119,7 +120,7 @@ def test_create_and_wait_returns_the_servers_models(
     assert created.metadata == script()
     assert done.status is TaskStatus.completed and done.progress == 1.0
     assert isinstance(model, ModelOut) and model.parent_id == live_model
-    assert [e.kind for e in events][0] == "created" and events[-1].kind == "completed"
+    assert events[0].kind == "created" and events[-1].kind == "completed"
     assert metrics.metrics == {"improved": True, "steps": 3}
 
 
@@ -199,3 +200,38 @@ def test_async_client_creates_waits_and_raises_like_the_sync_one(
     done, listed, error = asyncio.run(scenario())
     assert done.status is TaskStatus.completed and [t.id for t in listed] == [done.id]
     assert (error.status, error.code) == (404, "model_not_found")
+
+
+def test_async_client_uploads_batches_and_downloads_models(
+    live_server: LiveServer, live_model: str, tmp_path: Path
+) -> None:
+    data = tmp_path / "pairs.jsonl"
+    data.write_text('{"query": "a", "positive": "b"}\n')
+
+    async def scenario() -> tuple[BatchOut, Path, EmbedtuneAPIError]:
+        async with AsyncClient(live_server.url) as client:
+            batch = await client.batches.upload(data, name="async")
+            folder = await client.models.download(live_model, tmp_path / "downloads")
+            try:
+                await client.models.download("missing", tmp_path / "nowhere")
+            except EmbedtuneAPIError as exc:
+                return batch, folder, exc
+        raise AssertionError("no error raised")
+
+    batch, folder, error = asyncio.run(scenario())
+    assert (batch.name, batch.num_examples) == ("async", 1)
+    assert (folder / "model.txt").read_text() == "base\n"
+    assert (error.status, error.code) == (404, "model_not_found")
+
+
+def test_embeddings_with_the_blue_model_and_deployments(live_server: LiveServer) -> None:
+    with live_server.client() as client:
+        deployments = client.deployments.get()
+        answer = client.embeddings.create(["a cat", "a dog"])
+        with pytest.raises(EmbedtuneAPIError) as raised:
+            client.deployments.rollback()
+    assert deployments.blue is not None and deployments.blue.model_id == "all-MiniLM-L6-v2"
+    assert answer.model == "all-MiniLM-L6-v2"
+    assert [item.index for item in answer.data] == [0, 1]
+    assert all(isinstance(i.embedding, list) and len(i.embedding) == 384 for i in answer.data)
+    assert (raised.value.status, raised.value.code) == (409, "no_previous_blue")

@@ -10,11 +10,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from live_server import LiveServer, create_api_key, script
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
 from embedtune.db import new_session
 from embedtune.fine_tuning.tables import Task
+from live_server import LiveServer, create_api_key, script
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM = "/usr/bin/chromium"
@@ -119,6 +119,7 @@ def test_the_dashboard_asks_for_the_key_once(
     page: Page, live_server: LiveServer, live_model: str
 ) -> None:
     secret = create_api_key("browser")
+    live_server.wait_for_auth()
     page.goto(f"{live_server.url}/#/models")
     dialog = page.locator("#key-dialog")
     expect(dialog).to_be_visible()
@@ -168,3 +169,11 @@ def test_a_finished_task_shows_its_loss_curve_and_before_after_metrics(
     expect(page.locator(".good")).to_contain_text("beats the base model")
     expect(page.locator(".legend").first).to_contain_text("trial 1")
     _shot(page, "task-metrics")
+
+
+def test_deployments_page_shows_the_blue_model(page: Page, live_server: LiveServer) -> None:
+    page.goto(f"{live_server.url}/#/deployments")
+    expect(page.locator(".blue-card")).to_contain_text("all-MiniLM-L6-v2")
+    expect(page.get_by_role("button", name="Roll back to the previous blue")).to_be_disabled()
+    expect(page.locator(".card").last).to_contain_text("No earlier blue model.")
+    _shot(page, "deployments")

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import both_databases, wait_for_status
 from fastapi.testclient import TestClient
+
+from conftest import both_databases, wait_for_status
 
 TASK_FIELDS = {
     "id",

@@ -5,8 +5,9 @@ from __future__ import annotations
 import threading
 from typing import Any
 
-from conftest import both_databases
 from fastapi.testclient import TestClient
+
+from conftest import both_databases
 
 
 def _events(client: TestClient, task_id: str) -> list[str]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
-from conftest import both_databases
 from sqlalchemy.orm import Session
 
+from conftest import both_databases
 from embedtune.db import new_session, utcnow
 from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.states import TaskStatus

@@ -33,6 +33,10 @@ def trainings_log(work_dir: Path) -> Path:
     return work_dir.parent.parent / "trainings.log"
 
 
+def stops_log(work_dir: Path) -> Path:
+    return work_dir.parent.parent / "stops.log"
+
+
 class ScriptedPlugin(FineTuningPlugin):
     def validate_model(self, path: Path) -> None:
         if not (path / MODEL_FILE).is_file():
@@ -63,6 +67,10 @@ class ScriptedPlugin(FineTuningPlugin):
         for step in range(1, steps + 1):
             if report.should_stop():
                 (report.work_dir / "stopped_at").write_text(str(step))
+                # Beside trainings.log too: a canceled task's work dir is removed at once.
+                with stops_log(report.work_dir).open("a") as handle:
+                    handle.write(json.dumps({"task_id": task.id, "step": step, "at": time.time()}))
+                    handle.write("\n")
                 raise TrainingStopped()
             time.sleep(float(script.get("step_seconds", 0.01)))
             report.progress(step / steps, step=step, total_steps=steps, loss=1.0 / step)

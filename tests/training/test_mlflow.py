@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
 import pytest
 
 from embedtune.config import get_settings
@@ -12,8 +13,6 @@ from embedtune.training.sentence_transformers import SentenceTransformersPlugin
 from embedtune.training.synthetic import synthetic_examples
 
 from .helpers import BatchFactory, RecordingReport, task
-
-mlflow = pytest.importorskip("mlflow")
 
 
 def test_trials_and_best_model_are_logged(

@@ -38,7 +38,7 @@ from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
 from embedtune.config import Settings
-from embedtune.db import new_session, utcnow
+from embedtune.db import new_session, unit_of_work, utcnow
 from embedtune.deployments import repository
 from embedtune.deployments.inference import (
     BlueRef,
@@ -256,6 +256,7 @@ def refresh_blue(inference: Inference) -> None:
 # --- Deployments
 
 
+@unit_of_work
 def get_deployments(session: Session, inference: Inference) -> DeploymentsOut:
     slot = repository.get_blue(session)
     periods = repository.list_history(session, HISTORY_LIMIT + 1)
@@ -312,6 +313,7 @@ def _switch(
     logger.info("blue is now model_id=%s (%s)", model_id, reason)
 
 
+@unit_of_work
 def set_blue(
     session: Session, inference: Inference, settings: Settings, model_id: str
 ) -> DeploymentsOut:
@@ -325,6 +327,7 @@ def set_blue(
     return get_deployments(session, inference)
 
 
+@unit_of_work
 def rollback(session: Session, inference: Inference, settings: Settings) -> DeploymentsOut:
     """Makes the previous blue model blue again. Raises InvalidState (``no_previous_blue``,
     ``deployment_in_progress``) and the errors of :func:`set_blue`."""
@@ -540,7 +543,7 @@ def _decide_locked(
 def _fail(task_id: str, exc: Exception, claim: str | None) -> None:
     """Records ``failed``; a failure to record is logged, never raised."""
     try:
-        with new_session() as session:
+        with new_session(writer=True) as session:
             slot = repository.get_blue(session)
             blue_id = slot.model_id if slot is not None else None
             outcome = TaskDeployment(
@@ -567,7 +570,7 @@ def _run_decision(
     task_id: str, settings: Settings, inference: Inference | None, claim: str | None
 ) -> None:
     try:
-        with new_session() as session:
+        with new_session(writer=True) as session:
             task = tasks.get(session, task_id)
             if task is None or not task.deploy_as_blue or task.best_model_id is None:
                 return
@@ -589,7 +592,7 @@ def decide_waiting(settings: Settings, inference: Inference | None) -> int:
             continue
         token = new_id("claim-")
         lease_until = utcnow() + timedelta(seconds=settings.deploy_lock_timeout)
-        with new_session() as session:
+        with new_session(writer=True) as session:
             claimed = repository.claim_wait(session, wait.task_id, token, lease_until)
             session.commit()
         if claimed:

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, func, or_, select, union_all, update
+from sqlalchemy import ColumnElement, CursorResult, case, func, or_, select, union_all, update
 from sqlalchemy.orm import Session
 
 from embedtune.db import utcnow
@@ -245,7 +245,7 @@ def restart(session: Session, task_id: str, new_message_id: str) -> bool:
         abort_requested=False,
         worker_id=None,
         run_id=None,
-        dispatched_at=None,
+        dispatched_at=utcnow(),
         heartbeat_at=None,
         started_at=None,
         finished_at=None,
@@ -275,3 +275,29 @@ def add_event(session: Session, task_id: str, kind: EventKind, **detail: Any) ->
 def list_events(session: Session, task_id: str) -> list[TaskEvent]:
     query = select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id)
     return list(session.scalars(query))
+
+
+def count_events_by_kind(session: Session, kinds: Sequence[EventKind]) -> dict[str, int]:
+    """How many events of each kind were ever recorded (kinds never seen are absent)."""
+    query = (
+        select(TaskEvent.kind, func.count())
+        .where(TaskEvent.kind.in_([kind.value for kind in kinds]))
+        .group_by(TaskEvent.kind)
+    )
+    return {kind: int(n) for kind, n in session.execute(query)}
+
+
+def claim_latency_histogram(
+    session: Session, bounds: Sequence[float]
+) -> tuple[list[int], float, int]:
+    """Of every claim's queue latency: the cumulative count at or below each bound, the
+    sum, and the count; in one pass over the claimed events."""
+    latency = TaskEvent.detail["queue_latency_s"].as_float()
+    row = session.execute(
+        select(
+            func.count(latency),
+            func.coalesce(func.sum(latency), 0.0),
+            *(func.coalesce(func.sum(case((latency <= bound, 1), else_=0)), 0) for bound in bounds),
+        ).where(TaskEvent.kind == EventKind.claimed.value)
+    ).one()
+    return [int(n) for n in row[2:]], float(row[1]), int(row[0])

@@ -139,9 +139,9 @@ def create_task(
 
 def send_after_commit(
     session: Session, task_id: str, message_id: str, dispatcher: Dispatcher
-) -> None:
-    """Sends the committed task's message. If the broker refuses, the task stays stored with
-    no dispatch time, and the reaper sends it again later."""
+) -> bool:
+    """Sends the committed task's message; False if the broker refused it. Then the task
+    stays stored with no dispatch time, and the reaper sends it again later."""
     try:
         dispatcher.dispatch(task_id, message_id)
     except Exception as exc:
@@ -150,6 +150,8 @@ def send_after_commit(
         if repository.clear_dispatched(session, task_id, message_id):
             repository.add_event(session, task_id, EventKind.dispatch_failed, error=str(exc))
         session.commit()
+        return False
+    return True
 
 
 @unit_of_work
@@ -216,8 +218,12 @@ def restart_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task
     repository.add_event(session, task_id, EventKind.restarted, message_id=message_id)
     repository.add_event(session, task_id, EventKind.dispatched, message_id=message_id)
     session.commit()
+    # The answer is the task as restarted: a worker may claim it as soon as it is sent.
+    restarted = get_task(session, task_id)
+    session.commit()
+    session.expunge(restarted)
     send_after_commit(session, task_id, message_id, dispatcher)
-    return get_task(session, task_id)
+    return restarted
 
 
 @unit_of_work
@@ -240,7 +246,9 @@ def redispatch_stranded(
                 session, task.id, EventKind.dispatched, message_id=task.message_id, redispatch=True
             )
             session.commit()
-            send_after_commit(session, task.id, task.message_id, dispatcher)
+            if not send_after_commit(session, task.id, task.message_id, dispatcher):
+                # The broker is down: the next pass tries again, one failed send per pass.
+                break
             sent += 1
         else:
             session.rollback()
@@ -266,9 +274,11 @@ def claim_task(
         logger.info("dropping message %s of task_id=%s (%s)", message_id, task_id, reason)
         return None
     task = get_task(session, task_id)
-    repository.add_event(
-        session, task_id, EventKind.claimed, worker_id=worker_id, attempt=task.attempts
-    )
+    detail: dict[str, Any] = {"worker_id": worker_id, "attempt": task.attempts}
+    if task.dispatched_at is not None and task.started_at is not None:
+        # Feeds the dispatch latency metric: how long the message waited for a worker.
+        detail["queue_latency_s"] = (task.started_at - task.dispatched_at).total_seconds()
+    repository.add_event(session, task_id, EventKind.claimed, **detail)
     session.commit()
     return task
 
