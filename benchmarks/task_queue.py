@@ -214,6 +214,9 @@ def workers(processes: int, env: dict[str, str], log: Path) -> Iterator[subproce
                     raise RuntimeError(f"worker exited:\n{log.read_text()[-4000:]}")
                 time.sleep(0.2)
             yield process
+        except BaseException:
+            print(log.read_text(errors="replace")[-3000:], file=sys.stderr)
+            raise
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -222,8 +225,17 @@ def workers(processes: int, env: dict[str, str], log: Path) -> Iterator[subproce
                 process.kill()
 
 
-def _children(pid: int) -> list[int]:
-    return [int(p) for p in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+def _training_pids(bench: Bench, supervisor: int) -> list[int]:
+    """Worker processes of ``supervisor`` that hold a processing task right now."""
+    children = {
+        int(p) for p in Path(f"/proc/{supervisor}/task/{supervisor}/children").read_text().split()
+    }
+    with bench.engine.connect() as connection:
+        holders = connection.execute(
+            text("SELECT worker_id FROM fine_tuning_task WHERE status = 'processing'")
+        ).scalars()
+        pids = {int(worker.split(":")[1]) for worker in holders if worker}
+    return sorted(children & pids)
 
 
 def soak(bench: Bench, supervisor: int, args: argparse.Namespace) -> None:
@@ -233,14 +245,15 @@ def soak(bench: Bench, supervisor: int, args: argparse.Namespace) -> None:
     def killer() -> None:
         nonlocal kills
         while not stop.wait(args.kill_every):
-            children = _children(supervisor)
-            if children:
-                os.kill(random.choice(children), signal.SIGKILL)
+            # Kill mid-training: a process still booting holds no task worth testing.
+            victims = _training_pids(bench, supervisor)
+            if victims:
+                os.kill(random.choice(victims), signal.SIGKILL)
                 kills += 1
 
     start = time.perf_counter()
     with ThreadPoolExecutor(8) as pool:
-        ids = list(pool.map(lambda _: bench.create(2, 0.05), range(args.soak_tasks)))
+        ids = list(pool.map(lambda _: bench.create(4, 0.05), range(args.soak_tasks)))
     created = time.perf_counter() - start
     thread = threading.Thread(target=killer)
     thread.start()
@@ -252,7 +265,8 @@ def soak(bench: Bench, supervisor: int, args: argparse.Namespace) -> None:
     drained = time.perf_counter() - start
     outcome = bench.soak_outcome(ids)
     print(
-        f"soak: {args.soak_tasks} tasks, {args.processes} worker processes, {kills} SIGKILLs"
+        f"soak: {args.soak_tasks} tasks of 0.2 s, {args.processes} worker processes,"
+        f" {kills} SIGKILLs mid-training"
         f" (created in {created:.1f} s)"
     )
     print(f"  tasks lost          {outcome['lost']}   (must be 0)")
@@ -287,7 +301,8 @@ def main() -> None:
             "EMBEDTUNE_REAPER_INTERVAL": "1",
             # Several kills may hit one task; it must still end completed or cleanly failed.
             "EMBEDTUNE_MAX_ATTEMPTS": "10",
-            "EMBEDTUNE_LOG_LEVEL": "WARNING",
+            # INFO: the workers announce "worker process ready" at that level.
+            "EMBEDTUNE_LOG_LEVEL": "INFO",
             "EMBEDTUNE_AUTH": "disabled",
         }
         print(f"Redis round trip (baseline): {redis_round_trip(args.redis_url, 200)}")

@@ -82,7 +82,7 @@ def live_batch(live_server: LiveServer) -> str:
 
 def create_api_key(name: str = "test") -> str:
     """A key created the way ``embedtune keys create`` does, on the configured database."""
-    with new_session() as session:
+    with new_session(writer=True) as session:
         _, secret = auth.create_key(session, name)
         session.commit()
     return secret

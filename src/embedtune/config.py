@@ -20,6 +20,11 @@ class Settings(BaseSettings):
     #: Empty means the embedded in-process broker; else ``redis://…`` or ``amqp://…``.
     broker_url: str = ""
     artifacts_dir: Path = DEFAULT_HOME / "artifacts"
+    #: ``s3://bucket/prefix``: batches and fine-tuned models go to this object store
+    #: (``artifacts_dir`` then holds work directories and a download cache only).
+    artifacts_url: str = ""
+    #: The S3-compatible endpoint (MinIO, …); empty means AWS. Credentials: AWS env vars.
+    s3_endpoint_url: str = ""
     host: str = "127.0.0.1"
     port: int = 8000
     log_level: str = "INFO"

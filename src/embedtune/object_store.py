@@ -115,8 +115,8 @@ class ObjectStore:
 
 
 @lru_cache
-def get_object_store(endpoint_url: str | None) -> ObjectStore:
-    """The store on ``endpoint_url`` (AWS itself when None); one client, shared by threads."""
+def get_object_store(endpoint_url: str) -> ObjectStore:
+    """The store on ``endpoint_url`` (AWS itself when empty); one client, shared by threads."""
     import boto3
 
     # A session of its own: boto3's default session must not be shared between threads.

@@ -26,8 +26,9 @@ from embedtune.migrations import upgrade_database
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-#: How long an idle consumer blocks on the broker: also how soon a stop is noticed.
-CONSUMER_POLL_MS = 1000
+#: An idle Redis consumer polls with a backoff up to this: the dispatch latency's ceiling,
+#: and how soon a stop is noticed.
+CONSUMER_POLL_MS = 100
 #: How long a stopping worker process waits for its trainings to hand their tasks back.
 STOP_TIMEOUT_S = 60.0
 #: How often the supervisor looks at its children.

@@ -67,7 +67,7 @@ def test_a_revoked_key_is_refused_promptly_even_when_it_was_the_last(
     secret = create_api_key()
     headers = {"Authorization": f"Bearer {secret}"}
     assert app_client.get("/batches", headers=headers).status_code == 200
-    with new_session() as session:
+    with new_session(writer=True) as session:
         key_id = next(k.id for k in auth.list_keys(session) if k.name == "test")
         auth.revoke_key(session, key_id)
         session.commit()
@@ -81,7 +81,7 @@ def test_only_the_hash_of_a_key_is_stored(settings_env: dict[str, str]) -> None:
     from embedtune.migrations import upgrade_database
 
     upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
-    with new_session() as session:
+    with new_session(writer=True) as session:
         key, secret = auth.create_key(session, "ci")
         session.commit()
     with new_session() as session:
@@ -97,7 +97,7 @@ def test_revoking_an_unknown_key_is_404(settings_env: dict[str, str]) -> None:
     from embedtune.migrations import upgrade_database
 
     upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
-    with new_session() as session, pytest.raises(NotFound) as raised:
+    with new_session(writer=True) as session, pytest.raises(NotFound) as raised:
         auth.revoke_key(session, "key_missing")
     assert raised.value.code == "api_key_not_found"
 

@@ -157,7 +157,7 @@ def test_a_finished_task_shows_its_loss_curve_and_before_after_metrics(
     with live_server.client() as client:
         created = client.tasks.create(live_model, batch_id=live_batch, metadata=script())
         task = client.tasks.wait(created.id, timeout=30, poll_interval=0.05)
-    with new_session() as session:  # as a real training would have stored them
+    with new_session(writer=True) as session:  # as a real training would have stored them
         row = session.get(Task, task.id)
         assert row is not None
         row.metrics = EVALUATED

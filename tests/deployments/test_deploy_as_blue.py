@@ -116,7 +116,7 @@ def test_two_tasks_finishing_together_with_wait_the_second_competes_with_the_new
 
 
 def _hold_deployment_lock() -> str:
-    with new_session() as session:
+    with new_session(writer=True) as session:
         token = "lock-held-by-test"
         assert repository.take_lock(session, token, utcnow().replace(year=2100))
         session.commit()
@@ -124,7 +124,7 @@ def _hold_deployment_lock() -> str:
 
 
 def _release_deployment_lock(token: str) -> None:
-    with new_session() as session:
+    with new_session(writer=True) as session:
         repository.release_lock(session, token)
         session.commit()
 

@@ -126,7 +126,7 @@ def test_model_whose_plugin_is_not_installed_is_422(app_client: TestClient, batc
     from embedtune.db import new_session
     from embedtune.models.tables import EmbeddingModel
 
-    with new_session() as session:
+    with new_session(writer=True) as session:
         session.add(EmbeddingModel(id="orphan", name="o", path="/nowhere", plugin="uninstalled"))
         session.commit()
     response = app_client.post(

@@ -71,7 +71,7 @@ def test_replay_is_answered_before_the_model_is_looked_up(
 
     body = {"embedding_model_id": scripted_model, "batch_id": batch_id, "idempotency_key": "k-3"}
     created = app_client.post("/fine-tuning/task", json=body)
-    with new_session() as session:
+    with new_session(writer=True) as session:
         model = session.get(EmbeddingModel, scripted_model)
         assert model is not None
         model.plugin = "uninstalled"  # a new create would now be refused with 422

@@ -21,7 +21,7 @@ MESSAGE = "msg-current"
 @pytest.fixture
 def session(settings_env: dict[str, str]) -> Iterator[Session]:
     upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
-    with new_session() as session:
+    with new_session(writer=True) as session:
         session.add(EmbeddingModel(id="m", name="m", path="/m", plugin="scripted"))
         session.commit()
         yield session

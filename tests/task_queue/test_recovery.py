@@ -20,9 +20,7 @@ from .helpers import WorkerProcesses, event_kinds, events_of, models_of, wait_fo
 LONG = {"script": {"steps": 12, "step_seconds": 0.25}}
 
 
-@pytest.mark.parametrize(
-    ("broker", "database_url"), [("rabbitmq", "postgresql"), ("redis", "sqlite")], indirect=True
-)
+@pytest.mark.parametrize(("broker", "database_url"), [("rabbitmq", "postgresql")], indirect=True)
 def test_sigkilled_worker_task_is_recovered_and_completed_by_another(
     app_client: TestClient,
     create_task: Callable[..., dict[str, Any]],

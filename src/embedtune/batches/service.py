@@ -100,9 +100,8 @@ def _store(session: Session, name: str, fill: Any) -> Batch:
             raise InvalidExample("the batch has no examples")
         staged.file.close()
         batch_id = new_id("batch-")
-        path = artifacts.batch_path(batch_id)
         size = staged.path.stat().st_size
-        staged.path.replace(path)
+        path = artifacts.store_batch(staged.path, batch_id)
     except InvalidExample as exc:
         staged.discard()
         raise Unprocessable(str(exc), code="invalid_batch") from exc
@@ -110,14 +109,14 @@ def _store(session: Session, name: str, fill: Any) -> Batch:
         staged.discard()
         raise
     batch = Batch(
-        id=batch_id, name=name, path=str(path), num_examples=staged.num_examples, size_bytes=size
+        id=batch_id, name=name, path=path, num_examples=staged.num_examples, size_bytes=size
     )
     try:
         repository.insert(session, batch)
         session.commit()
     except BaseException:
         session.rollback()
-        path.unlink(missing_ok=True)
+        artifacts.remove_batch(path)
         raise
     return batch
 

