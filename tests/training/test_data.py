@@ -65,3 +65,15 @@ def test_load_examples_reads_optional_negatives(tmp_path: Path) -> None:
     path.write_text(path.read_text() + '\n{"query": "q3", "positive": "p3"}\n')
 
     assert load_examples(path) == [*examples, Example("q3", "p3")]
+
+
+def test_resume_skips_a_checkpoint_that_was_cut_off(tmp_path: Path) -> None:
+    from embedtune.training.sentence_transformers import last_complete_checkpoint
+
+    assert last_complete_checkpoint(tmp_path) is None
+    for step, state in ((3, "{}"), (6, "{}"), (9, None), (12, '{"trunc')):
+        checkpoint = tmp_path / f"checkpoint-{step}"
+        checkpoint.mkdir()
+        if state is not None:
+            (checkpoint / "trainer_state.json").write_text(state)
+    assert last_complete_checkpoint(tmp_path) == str(tmp_path / "checkpoint-6")

@@ -55,7 +55,6 @@ from transformers import (
     TrainingArguments,
 )
 from transformers.trainer_callback import PrinterCallback
-from transformers.trainer_utils import get_last_checkpoint
 from transformers.utils import logging as transformers_logging
 
 from embedtune.config import get_settings
@@ -437,9 +436,7 @@ class _Run:
             )
             # disable_tqdm swaps the progress bar for a callback that prints every log line.
             trainer.remove_callback(PrinterCallback)
-            checkpoint: str | None = None
-            if output_dir.is_dir():
-                checkpoint = get_last_checkpoint(str(output_dir))  # type: ignore[no-untyped-call]
+            checkpoint = last_complete_checkpoint(output_dir)
             if checkpoint is not None:
                 logger.info("trial %d resumes from %s", params.trial, checkpoint)
             output = trainer.train(resume_from_checkpoint=checkpoint)
@@ -645,3 +642,24 @@ def _log_to_mlflow(
             mlflow.log_artifacts(str(model_dir), artifact_path="model")
     except Exception:
         logger.exception("logging to MLflow at %s failed", tracking_uri)
+
+
+def last_complete_checkpoint(output_dir: Path) -> str | None:
+    """The newest checkpoint that was written to the end, if any.
+
+    A worker killed while saving leaves a checkpoint without its trainer state (written
+    last); resuming from it would fail, so it is skipped.
+    """
+    candidates = sorted(
+        (path for path in output_dir.glob("checkpoint-*") if path.name.split("-")[-1].isdigit()),
+        key=lambda path: int(path.name.split("-")[-1]),
+        reverse=True,
+    )
+    for candidate in candidates:
+        try:
+            json.loads((candidate / "trainer_state.json").read_text())
+        except (OSError, ValueError):
+            logger.warning("skipping incomplete checkpoint %s", candidate)
+            continue
+        return str(candidate)
+    return None
