@@ -146,3 +146,26 @@ def wait_for_status(
         if time.monotonic() > deadline:
             raise AssertionError(f"task {task_id} still {task['status']} after {timeout}s")
         time.sleep(0.05)
+
+
+def create_bundled_model_task(
+    client: TestClient, tmp_path: Path, *, pairs: int, seed: int, training: dict[str, Any]
+) -> dict[str, Any]:
+    """Uploads ``pairs`` synthetic pairs and creates a real training task on the bundled model."""
+    from embedtune.training.synthetic import synthetic_examples, write_jsonl
+
+    batch_file = tmp_path / "pairs.jsonl"
+    write_jsonl(synthetic_examples(pairs, seed=seed), batch_file)
+    with batch_file.open("rb") as handle:
+        batch = client.post("/batches", files={"file": ("pairs.jsonl", handle)}).json()
+    created = client.post(
+        "/fine-tuning/task",
+        json={
+            "embedding_model_id": "all-MiniLM-L6-v2",
+            "batch_id": batch["id"],
+            "metadata": {"training": training},
+        },
+    )
+    assert created.status_code == 201, created.text
+    task: dict[str, Any] = created.json()
+    return task

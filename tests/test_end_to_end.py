@@ -11,27 +11,17 @@ import torch
 from fastapi.testclient import TestClient
 from sentence_transformers import SentenceTransformer
 
-from embedtune.training.synthetic import synthetic_examples, write_jsonl
+from conftest import create_bundled_model_task
 
 
 def test_fine_tuning_the_bundled_model_through_the_api(
     app_client: TestClient, tmp_path: Path
 ) -> None:
-    batch_file = tmp_path / "pairs.jsonl"
-    write_jsonl(synthetic_examples(360, seed=7), batch_file)
-    with batch_file.open("rb") as handle:
-        batch = app_client.post("/batches", files={"file": ("pairs.jsonl", handle)}).json()
-    created = app_client.post(
-        "/fine-tuning/task",
-        json={
-            "embedding_model_id": "all-MiniLM-L6-v2",
-            "batch_id": batch["id"],
-            "metadata": {"training": {"max_steps": 10, "batch_size": 32}},
-        },
+    created = create_bundled_model_task(
+        app_client, tmp_path, pairs=360, seed=7, training={"max_steps": 10, "batch_size": 32}
     )
-    assert created.status_code == 201, created.text
-    task_id = created.json()["id"]
-    assert created.json()["progress"] == 0.0
+    task_id = created["id"]
+    assert created["progress"] == 0.0
 
     seen_progress: list[float] = []
     deadline = time.monotonic() + 240

@@ -60,8 +60,10 @@ class Settings(BaseSettings):
 
     #: Models kept in memory for /v1/embeddings; the least recently used is unloaded.
     max_loaded_models: int = Field(default=2, ge=1)
-    #: How long the batcher waits for more requests before it encodes a group.
-    inference_batch_wait_ms: float = Field(default=2.0, ge=0)
+    #: How long the batcher waits for more requests before it encodes a group. Long enough
+    #: for the event loop to hand over a burst of concurrent requests (2 ms split 16
+    #: clients into small groups: 0.27 of encode()'s throughput; 10 ms: 0.87).
+    inference_batch_wait_ms: float = Field(default=10.0, ge=0)
     #: The most texts encoded in one call (one request's texts are never split).
     inference_max_batch_texts: int = Field(default=256, ge=1)
     inference_encode_batch_size: int = Field(default=32, ge=1)

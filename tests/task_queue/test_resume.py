@@ -11,8 +11,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conftest import wait_for_status
-from embedtune.training.synthetic import synthetic_examples, write_jsonl
+from conftest import create_bundled_model_task, wait_for_status
 
 from .helpers import WorkerProcesses, events_of
 
@@ -26,19 +25,9 @@ def test_killed_training_resumes_from_its_checkpoint_on_another_worker(
     tmp_path: Path,
 ) -> None:
     workers = start_workers(processes=2, EMBEDTUNE_CHECKPOINT_EVERY=str(CHECKPOINT_EVERY))
-    pairs = tmp_path / "pairs.jsonl"
-    write_jsonl(synthetic_examples(240, seed=3), pairs)
-    with pairs.open("rb") as handle:
-        batch = app_client.post("/batches", files={"file": ("pairs.jsonl", handle)}).json()
-    created = app_client.post(
-        "/fine-tuning/task",
-        json={
-            "embedding_model_id": "all-MiniLM-L6-v2",
-            "batch_id": batch["id"],
-            "metadata": {"training": {"max_steps": 12, "batch_size": 16}},
-        },
-    ).json()
-    task_id: str = created["id"]
+    task_id = create_bundled_model_task(
+        app_client, tmp_path, pairs=240, seed=3, training={"max_steps": 12, "batch_size": 16}
+    )["id"]
 
     checkpoints = (
         Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / "work" / task_id / "checkpoints"
