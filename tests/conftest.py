@@ -3,6 +3,7 @@ app with its embedded worker, and the scripted plugin installed like a third-par
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -169,3 +170,28 @@ def create_bundled_model_task(
     assert created.status_code == 201, created.text
     task: dict[str, Any] = created.json()
     return task
+
+
+def read_log(settings_env: dict[str, str], name: str, task_id: str) -> list[dict[str, Any]]:
+    """The scripted plugin's ``trainings.log`` (one line per start) or ``stops.log``."""
+    path = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / name
+    if not path.exists():
+        return []
+    entries = [json.loads(line) for line in path.read_text().splitlines()]
+    return [entry for entry in entries if entry["task_id"] == task_id]
+
+
+def wait_for_log(
+    settings_env: dict[str, str], name: str, task_id: str, count: int = 1, timeout: float = 30.0
+) -> list[dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while len(entries := read_log(settings_env, name, task_id)) < count:
+        assert time.monotonic() < deadline, f"{name} has {len(entries)} line(s) of {task_id}"
+        time.sleep(0.02)
+    return entries
+
+
+def event_kinds(client: TestClient, task_id: str) -> list[str]:
+    response = client.get(f"/fine-tuning/task/{task_id}/events")
+    assert response.status_code == 200, response.text
+    return [event["kind"] for event in response.json()]

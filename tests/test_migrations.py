@@ -5,8 +5,10 @@ from __future__ import annotations
 import multiprocessing
 
 from alembic import command
+from sqlalchemy import inspect
 
 from conftest import both_databases
+from embedtune.db import get_engine
 from embedtune.migrations import alembic_config, upgrade_database
 
 
@@ -22,8 +24,14 @@ def test_downgrade_and_upgrade_again(settings_env: dict[str, str]) -> None:
     url = settings_env["EMBEDTUNE_DATABASE_URL"]
     upgrade_database(url)
     command.downgrade(alembic_config(url), "base")
+    assert _tables(url) <= {"alembic_version"}
     upgrade_database(url)
+    assert {"fine_tuning_task", "embedding_model", "training_batch"} <= _tables(url)
     command.check(alembic_config(url))
+
+
+def _tables(url: str) -> set[str]:
+    return set(inspect(get_engine(url)).get_table_names())
 
 
 @both_databases

@@ -53,11 +53,6 @@ class IdempotencyKeyReused(Unprocessable):
     code = "idempotency_key_reused"
 
 
-class PayloadTooLarge(EmbedtuneError):
-    status_code = 413
-    code = "payload_too_large"
-
-
 def error_body(detail: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"detail": detail, "code": code, **extra}
 

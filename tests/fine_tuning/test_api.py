@@ -38,17 +38,6 @@ TASK_FIELDS = {
 }
 
 
-def trainings(settings_env: dict[str, str], task_id: str) -> int:
-    """How many times the scripted plugin started training ``task_id``."""
-    log = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / "trainings.log"
-    if not log.exists():
-        return 0
-    return sum(json.loads(line)["task_id"] == task_id for line in log.read_text().splitlines())
-
-
-SLOW = {"script": {"steps": 400, "step_seconds": 0.05}}
-
-
 @both_databases
 def test_create_returns_201_with_location_and_pending_task(
     app_client: TestClient, scripted_model: str, batch_id: str

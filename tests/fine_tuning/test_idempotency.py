@@ -7,11 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conftest import both_databases
-
-
-def _events(client: TestClient, task_id: str) -> list[str]:
-    return [e["kind"] for e in client.get(f"/fine-tuning/task/{task_id}/events").json()]
+from conftest import both_databases, event_kinds
 
 
 @both_databases
@@ -31,7 +27,7 @@ def test_same_key_same_request_is_200_with_the_existing_task(
     assert replay.json()["id"] == first.json()["id"]
     assert replay.headers["location"] == first.headers["location"]
     assert app_client.get("/fine-tuning/task").headers["x-total-count"] == "1"
-    assert _events(app_client, first.json()["id"]).count("dispatched") == 1
+    assert event_kinds(app_client, first.json()["id"]).count("dispatched") == 1
 
 
 def test_replay_returns_the_task_in_its_current_status(
@@ -132,4 +128,4 @@ def test_fifty_simultaneous_requests_with_one_key_create_exactly_one_task(
     assert codes == [200] * 49 + [201]
     assert len({r.json()["id"] for r in responses}) == 1
     assert app_client.get("/fine-tuning/task").headers["x-total-count"] == "1"
-    assert _events(app_client, responses[0].json()["id"]).count("created") == 1
+    assert event_kinds(app_client, responses[0].json()["id"]).count("created") == 1

@@ -2,65 +2,17 @@
 
 from __future__ import annotations
 
-import json
-import time
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from fastapi.testclient import TestClient
 
-from conftest import both_databases, wait_for_status
+from conftest import both_databases, event_kinds, read_log, wait_for_status
 
 SLOW = {"script": {"steps": 600, "step_seconds": 0.05}}
 
 
-def _trainings(settings_env: dict[str, str], task_id: str) -> int:
-    """How many times the scripted plugin started training ``task_id``."""
-    log = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / "trainings.log"
-    if not log.exists():
-        return 0
-    return sum(json.loads(line)["task_id"] == task_id for line in log.read_text().splitlines())
-
-
-def _events(client: TestClient, task_id: str) -> list[str]:
-    return [e["kind"] for e in client.get(f"/fine-tuning/task/{task_id}/events").json()]
-
-
-def _wait_for_stop(settings_env: dict[str, str], task_id: str) -> float:
-    """When the scripted plugin stopped training ``task_id`` (wall clock)."""
-    log = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / "stops.log"
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if log.exists():
-            for line in log.read_text().splitlines():
-                if json.loads(line)["task_id"] == task_id:
-                    return float(json.loads(line)["at"])
-        time.sleep(0.05)
-    raise AssertionError(f"training of {task_id} did not stop")
-
-
-@both_databases
-def test_cancel_of_a_processing_task_stops_its_training(
-    app_client: TestClient,
-    create_task: Callable[..., dict[str, Any]],
-    settings_env: dict[str, str],
-) -> None:
-    task = create_task(metadata=SLOW)
-    wait_for_status(app_client, task["id"], {"processing"})
-    time.sleep(0.3)
-    response = app_client.put(f"/fine-tuning/task/{task['id']}/cancel")
-    canceled_wall = time.time()
-    assert response.status_code == 200
-    assert response.json()["status"] == "canceled"
-    assert response.json()["finished_at"] is not None
-    # The worker side: the training loop saw should_stop() and left within a step.
-    stopped_at = _wait_for_stop(settings_env, task["id"])
-    assert stopped_at - canceled_wall < 2.0
-    final = app_client.get(f"/fine-tuning/task/{task['id']}").json()
-    assert final["status"] == "canceled"
-    assert final["best_model_id"] is None
-    assert app_client.get("/models").headers["x-total-count"] == "2"  # bundled + scripted
+# Cancel of a processing task, on every broker: tests/task_queue/test_cancel.py.
 
 
 def test_cancel_again_is_200_and_cancel_of_completed_is_409(
@@ -92,7 +44,7 @@ def test_task_canceled_while_pending_is_never_trained(
     app_client.put(f"/fine-tuning/task/{busy['id']}/cancel")
     follower = create_task(metadata={"script": {"steps": 1}})
     wait_for_status(app_client, follower["id"])  # the queue drained past the canceled task
-    assert _trainings(settings_env, queued["id"]) == 0
+    assert len(read_log(settings_env, "trainings.log", queued["id"])) == 0
     assert app_client.get(f"/fine-tuning/task/{queued['id']}").json()["status"] == "canceled"
 
 
@@ -112,7 +64,7 @@ def test_restart_of_a_stuck_pending_task_trains_it_once(
     assert wait_for_status(app_client, queued["id"])["status"] == "completed"
     follower = create_task(metadata={"script": {"steps": 1}})
     wait_for_status(app_client, follower["id"])
-    assert _trainings(settings_env, queued["id"]) == 1
+    assert len(read_log(settings_env, "trainings.log", queued["id"])) == 1
 
 
 def test_restart_of_processing_or_completed_is_409(
@@ -145,7 +97,7 @@ def test_create_cancel_restart_walk(
     done = wait_for_status(app_client, task["id"], timeout=60)
     assert done["status"] == "completed"
     assert done["attempts"] == 1
-    assert _events(app_client, task["id"]) == [
+    assert event_kinds(app_client, task["id"]) == [
         "created",
         "dispatched",
         "claimed",
@@ -177,7 +129,7 @@ def test_crashing_training_is_retried_until_max_attempts(
     assert failed["error"]["code"] == "training_error"
     assert "scripted crash" in failed["error"]["message"]
     assert failed["attempts"] == 3
-    assert _events(app_client, task["id"]).count("claimed") == 3
+    assert event_kinds(app_client, task["id"]).count("claimed") == 3
 
 
 def test_crash_that_passes_completes_on_retry(
@@ -213,7 +165,7 @@ def test_server_restart_loses_no_pending_task(
 
     with TestClient(create_app()) as restarted:
         stopped = restarted.get(f"/fine-tuning/task/{running['id']}").json()
-        assert "returned" in _events(restarted, running["id"])  # handed back at shutdown
+        assert "returned" in event_kinds(restarted, running["id"])  # handed back at shutdown
         assert stopped["status"] in {"pending", "processing", "completed"}
         restarted.put(f"/fine-tuning/task/{running['id']}/cancel")
         assert wait_for_status(restarted, waiting["id"])["status"] == "completed"

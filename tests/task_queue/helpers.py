@@ -4,7 +4,6 @@ events and models as the API shows them, and a TCP proxy to take a broker away."
 from __future__ import annotations
 
 import contextlib
-import json
 import signal
 import socket
 import subprocess
@@ -17,7 +16,10 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
+from conftest import event_kinds, read_log, wait_for_log
 from embedtune.config import get_settings
+
+__all__ = ["event_kinds", "read_log", "wait_for_log"]
 
 REDIS_URL = "redis://127.0.0.1:6379/14"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672"
@@ -53,31 +55,6 @@ class WorkerProcesses:
             if self.process.poll() is None:
                 self.process.kill()
                 self.process.wait()
-
-
-def read_log(settings_env: dict[str, str], name: str, task_id: str) -> list[dict[str, Any]]:
-    """The scripted plugin's ``trainings.log`` (one line per start) or ``stops.log``."""
-    path = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / name
-    if not path.exists():
-        return []
-    entries = [json.loads(line) for line in path.read_text().splitlines()]
-    return [entry for entry in entries if entry["task_id"] == task_id]
-
-
-def wait_for_log(
-    settings_env: dict[str, str], name: str, task_id: str, count: int = 1, timeout: float = 30.0
-) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while len(entries := read_log(settings_env, name, task_id)) < count:
-        assert time.monotonic() < deadline, f"{name} has {len(entries)} line(s) of {task_id}"
-        time.sleep(0.02)
-    return entries
-
-
-def event_kinds(client: TestClient, task_id: str) -> list[str]:
-    response = client.get(f"/fine-tuning/task/{task_id}/events")
-    assert response.status_code == 200, response.text
-    return [event["kind"] for event in response.json()]
 
 
 def events_of(client: TestClient, task_id: str, kind: str) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ def test_cancel_of_running_task_stops_its_training_on_the_worker(
 
     assert response.status_code == 200
     assert response.json()["status"] == "canceled"
+    assert response.json()["finished_at"] is not None
     assert stop["at"] - canceled_at < STOP_WITHIN_S
     assert stop["step"] < 200
     time.sleep(0.5)  # room for a wrongly finished training to record a model

@@ -61,7 +61,10 @@ def test_training_must_be_an_object() -> None:
     ],
 )
 def test_good_options_pass(metadata: dict[str, Any]) -> None:
-    SentenceTransformersPlugin().validate_training_options(metadata)
+    SentenceTransformersPlugin().validate_training_options(metadata)  # raises if refused
+    options = TrainingOptions.from_metadata(metadata)
+    given = metadata.get("training") or {}
+    assert {name: getattr(options, name) for name in given} == given
 
 
 def test_defaults_fill_in() -> None:
