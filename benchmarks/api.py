@@ -45,7 +45,7 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, i
 from sqlalchemy.engine import make_url
 
 from _common import Latency, uvicorn_server
-from embedtune.db import UTCDateTime, get_engine, utcnow
+from embedtune.db import UTCDateTime, get_writer_engine, utcnow
 from embedtune.ids import new_id
 from embedtune.models.service import BUNDLED_MODEL_ID
 
@@ -83,8 +83,9 @@ class BareRowIn(BaseModel):
 
 def create_bare_app() -> FastAPI:
     """The baseline: validate a body, insert one row, commit, answer it as JSON."""
-    # embedtune's engine: the same pool and SQLite pragmas (WAL, BEGIN IMMEDIATE).
-    engine = get_engine(os.environ[BARE_DATABASE_ENV])
+    # embedtune's engine for writes: the same pool, SQLite pragmas (WAL), BEGIN IMMEDIATE
+    # and writer turns as the task API's own inserts.
+    engine = get_writer_engine(os.environ[BARE_DATABASE_ENV])
     app = FastAPI()
 
     @app.post("/rows", status_code=201)

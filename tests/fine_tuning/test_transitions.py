@@ -5,12 +5,13 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from conftest import both_databases
 from embedtune.db import new_session, utcnow
 from embedtune.fine_tuning import repository
-from embedtune.fine_tuning.states import TaskStatus
+from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task
 from embedtune.migrations import upgrade_database
 from embedtune.models.tables import EmbeddingModel
@@ -27,24 +28,29 @@ def session(settings_env: dict[str, str]) -> Iterator[Session]:
         yield session
 
 
-def _task_in(session: Session, status: TaskStatus) -> str:
-    task_id = f"ft-{status.value}-{utcnow().timestamp()}"
+def _new_task(status: TaskStatus) -> Task:
     now = utcnow()
-    session.add(
-        Task(
-            id=task_id,
-            embedding_model_id="m",
-            status=status.value,
-            metadata_={},
-            request_fingerprint="f",
-            message_id=MESSAGE,
-            heartbeat_at=now,
-            created_at=now,
-            updated_at=now,
-        )
+    return Task(
+        id=f"ft-{status.value}-{now.timestamp()}",
+        embedding_model_id="m",
+        status=status.value,
+        metadata_={},
+        request_fingerprint="f",
+        progress=0.0,
+        attempts=0,
+        abort_requested=False,
+        message_id=MESSAGE,
+        heartbeat_at=now,
+        created_at=now,
+        updated_at=now,
     )
+
+
+def _task_in(session: Session, status: TaskStatus) -> str:
+    task = _new_task(status)
+    session.add(task)
     session.commit()
-    return task_id
+    return task.id
 
 
 MOVES: dict[str, tuple[Callable[[Session, str], bool], set[TaskStatus], TaskStatus]] = {
@@ -128,3 +134,34 @@ def test_restart_clears_the_outcome_and_replaces_the_message(session: Session) -
     assert task.message_id == "msg-2"
     assert task.error is None and task.finished_at is None and task.attempts == 0
     assert not repository.claim(session, task_id, MESSAGE, "w", "run")
+
+
+@both_databases
+def test_a_new_task_stores_what_it_leaves_unset_as_sql_null(session: Session) -> None:
+    task = _new_task(TaskStatus.pending)
+    task.heartbeat_at = None
+    repository.insert_new(session, task, [(EventKind.created, {})])
+    session.commit()
+    # SQL NULL, as a flush stores it; not JSON null in the JSON columns.
+    stored_null = text(
+        "SELECT training_state IS NULL AND metrics IS NULL AND error IS NULL"
+        " AND deployment IS NULL AND heartbeat_at IS NULL FROM fine_tuning_task"
+        " WHERE id = :id"
+    )
+    assert session.execute(stored_null, {"id": task.id}).scalar_one()
+    assert [event.kind for event in repository.list_events(session, task.id)] == ["created"]
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_creates_in_flight_do_not_wait_on_each_other_for_the_counters(session: Session) -> None:
+    # The status counters are updated at commit, so an open create holds no counter row.
+    first = _new_task(TaskStatus.pending)
+    second = _new_task(TaskStatus.pending)
+    second.id += "-2"
+    with new_session(writer=True) as other:
+        repository.insert_new(session, first, [])
+        other.execute(text("SET LOCAL lock_timeout = '2s'"))
+        repository.insert_new(other, second, [])
+        other.commit()
+    session.commit()
+    assert repository.count(session, [TaskStatus.pending]) == 2

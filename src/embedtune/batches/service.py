@@ -138,8 +138,12 @@ def get_batch(session: Session, batch_id: str) -> Batch:
     """Raises NotFound (``batch_not_found``)."""
     batch = repository.get(session, batch_id)
     if batch is None:
-        raise NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
+        raise batch_not_found(batch_id)
     return batch
+
+
+def batch_not_found(batch_id: str) -> NotFound:
+    return NotFound(f"batch {batch_id!r} not found", code="batch_not_found")
 
 
 @unit_of_work

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.concurrency import run_in_threadpool
 
 from embedtune.db import SessionDep
 from embedtune.errors import error_responses
@@ -17,7 +18,8 @@ from embedtune.queue import Dispatcher
 router = APIRouter(prefix="/fine-tuning", tags=["fine-tuning"])
 
 
-def _dispatcher(request: Request) -> Dispatcher:
+async def _dispatcher(request: Request) -> Dispatcher:
+    # async: FastAPI runs a sync dependency on the threadpool.
     dispatcher: Dispatcher = request.app.state.dispatcher
     return dispatcher
 
@@ -34,7 +36,7 @@ DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
         **error_responses(404, 413, 422),
     },
 )
-def create_task(
+async def create_task(
     body: TaskCreate,
     session: SessionDep,
     dispatcher: DispatcherDep,
@@ -42,7 +44,11 @@ def create_task(
     idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
 ) -> TaskOut:
     """Create a fine-tuning task, exactly once per idempotency key."""
-    task, created = service.create_task(session, body, idempotency_key, dispatcher)
+    # The busiest route: async, with only the service on a worker thread. A sync endpoint
+    # would hop to the threadpool again to validate its response.
+    task, created = await run_in_threadpool(
+        service.create_task, session, body, idempotency_key, dispatcher
+    )
     response.headers["Location"] = f"/fine-tuning/task/{task.id}"
     if not created:
         response.status_code = 200

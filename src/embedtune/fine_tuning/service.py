@@ -91,12 +91,16 @@ def create_task(
         if existing is not None:
             return _replay(existing, fingerprint), False
 
-    model = models.get_model(session, request.embedding_model_id)
-    if request.batch_id is not None:
-        batches.get_batch(session, request.batch_id)
-    plugin = models.require_plugin(model.plugin, for_training=True)
+    plugin_name, batch_exists = repository.get_references(
+        session, request.embedding_model_id, request.batch_id
+    )
+    if plugin_name is None:
+        raise models.model_not_found(request.embedding_model_id)
+    if request.batch_id is not None and not batch_exists:
+        raise batches.batch_not_found(request.batch_id)
+    plugin = models.require_plugin(plugin_name, for_training=True)
     if plugin.requires_batch and request.batch_id is None:
-        raise Unprocessable(f"plugin {model.plugin!r} needs a batch_id", code="batch_required")
+        raise Unprocessable(f"plugin {plugin_name!r} needs a batch_id", code="batch_required")
     try:
         plugin.validate_training_options(metadata)
     except ValueError as exc:
@@ -109,7 +113,7 @@ def create_task(
     now = utcnow()
     task = Task(
         id=new_id("ft-"),
-        embedding_model_id=model.id,
+        embedding_model_id=request.embedding_model_id,
         batch_id=request.batch_id,
         status=TaskStatus.pending.value,
         metadata_=metadata,
@@ -117,15 +121,20 @@ def create_task(
         request_fingerprint=fingerprint,
         deploy_as_blue=request.deploy_as_blue,
         wait_on_conflict=request.wait_on_conflict,
+        progress=0.0,
+        attempts=0,
+        abort_requested=False,
         message_id=new_message_id(),
         dispatched_at=now,
         created_at=now,
         updated_at=now,
     )
+    first_events = [
+        (EventKind.created, {}),
+        (EventKind.dispatched, {"message_id": task.message_id}),
+    ]
     try:
-        repository.insert(session, task)
-        repository.add_event(session, task.id, EventKind.created)
-        repository.add_event(session, task.id, EventKind.dispatched, message_id=task.message_id)
+        repository.insert_new(session, task, first_events)
         session.commit()
     except IntegrityError:
         session.rollback()

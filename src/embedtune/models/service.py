@@ -29,8 +29,12 @@ def get_model(session: Session, model_id: str) -> EmbeddingModel:
     """Raises NotFound (``model_not_found``)."""
     model = repository.get(session, model_id)
     if model is None:
-        raise NotFound(f"embedding model {model_id!r} not found", code="model_not_found")
+        raise model_not_found(model_id)
     return model
+
+
+def model_not_found(model_id: str) -> NotFound:
+    return NotFound(f"embedding model {model_id!r} not found", code="model_not_found")
 
 
 @unit_of_work
