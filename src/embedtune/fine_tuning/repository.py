@@ -77,7 +77,7 @@ _TASK_COLUMNS = tuple(
 def insert_new(
     session: Session, task: Task, first_events: Sequence[tuple[EventKind, dict[str, Any]]]
 ) -> None:
-    """INSERTs ``task``, every column as set on it, and its first events, stamped with its
+    """INSERTs ``task`` (the columns set on it) and its first events, stamped with its
     ``created_at``. A duplicate idempotency key raises ``IntegrityError`` here.
 
     Core statements on the session's connection, not a flush: creation is the API's
