@@ -26,6 +26,11 @@ def run_migrations() -> None:
             target_metadata=Base.metadata,
             render_as_batch=connection.dialect.name == "sqlite",
             compare_type=True,
+            # SQLite's DDL is transactional too once we issue BEGIN ourselves. Then a run is
+            # one transaction that reads the version inside it, so processes starting
+            # together take turns at the write lock instead of each planning from a version
+            # that another one is already migrating past.
+            transactional_ddl=True,
         )
         with context.begin_transaction():
             context.run_migrations()
