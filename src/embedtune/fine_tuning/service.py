@@ -121,6 +121,7 @@ def create_task(
         request_fingerprint=fingerprint,
         deploy_as_blue=request.deploy_as_blue,
         wait_on_conflict=request.wait_on_conflict,
+        # Set, not left to the column defaults: the task is answered as built, not reloaded.
         progress=0.0,
         attempts=0,
         abort_requested=False,
