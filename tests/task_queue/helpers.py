@@ -4,6 +4,7 @@ events and models as the API shows them, and a TCP proxy to take a broker away."
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
 import socket
 import subprocess
@@ -21,7 +22,8 @@ from embedtune.config import get_settings
 
 __all__ = ["event_kinds", "read_log", "wait_for_log"]
 
-REDIS_URL = "redis://127.0.0.1:6379/14"
+#: Its own Redis database, so that test runs side by side do not flush each other's queues.
+REDIS_URL = f"redis://127.0.0.1:6379/{os.environ.get('EMBEDTUNE_TEST_REDIS_DB', '14')}"
 RABBITMQ_URL = "amqp://guest:guest@127.0.0.1:5672"
 BROKER_URLS = {"embedded": "", "redis": REDIS_URL, "rabbitmq": RABBITMQ_URL}
 EMBEDTUNE = Path(sys.executable).with_name("embedtune")
