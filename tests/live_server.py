@@ -10,6 +10,7 @@ import socket
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -41,15 +42,14 @@ class LiveServer:
             time.sleep(0.05)
 
 
-@pytest.fixture
-def live_server(settings_env: dict[str, str]) -> Iterator[LiveServer]:
-    from embedtune.app import create_app
-
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    """Runs ``app`` under uvicorn on a free 127.0.0.1 port; yields its base URL."""
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind(("127.0.0.1", 0))
     port = listener.getsockname()[1]
-    config = uvicorn.Config(create_app(), log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on")
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [listener]}, daemon=True)
     thread.start()
@@ -57,10 +57,20 @@ def live_server(settings_env: dict[str, str]) -> Iterator[LiveServer]:
     while not server.started:
         assert thread.is_alive() and time.monotonic() < deadline, "server did not start"
         time.sleep(0.02)
-    yield LiveServer(f"http://127.0.0.1:{port}")
-    server.should_exit = True
-    thread.join(60)
-    listener.close()
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(60)
+        listener.close()
+
+
+@pytest.fixture
+def live_server(settings_env: dict[str, str]) -> Iterator[LiveServer]:
+    from embedtune.app import create_app
+
+    with serving(create_app()) as url:
+        yield LiveServer(url)
 
 
 @pytest.fixture

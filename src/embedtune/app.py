@@ -27,6 +27,7 @@ from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
+from embedtune.guards import CatchUnexpected, RejectNulInUrl
 from embedtune.limits import BodySizeLimit
 from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
@@ -98,6 +99,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    app.add_middleware(RejectNulInUrl)
     app.add_middleware(
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,
@@ -110,6 +112,8 @@ def create_app() -> FastAPI:
         keys=ActiveKeys.from_database(settings.auth_cache_seconds),
         public_paths=API_PUBLIC_PATHS | DASHBOARD_PATHS,
     )
+    # Added last, so outermost: it catches what every layer above lets escape.
+    app.add_middleware(CatchUnexpected)
     app.include_router(fine_tuning_router)
     app.include_router(models_router)
     app.include_router(batches_router)

@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -90,10 +90,11 @@ def install_error_handlers(app: FastAPI) -> None:
             error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
         )
 
-    @app.exception_handler(Exception)
-    async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
-        logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
+
+
+def render_error(request: Request, status_code: int, detail: str, code: str) -> Response:
+    """The response of an error that no handler above shaped (see ``unexpected``)."""
+    return JSONResponse(error_body(detail, code), status_code=status_code)
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:
