@@ -7,6 +7,7 @@ import logging
 import httpx
 import pytest
 from fastapi.testclient import TestClient
+
 from conftest import both_databases
 from live_server import serving
 

@@ -20,6 +20,8 @@ from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
 from embedtune.config import get_settings
+from embedtune.errors import Unprocessable
+from embedtune.wire import text_problem
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",
@@ -152,6 +154,20 @@ class _WriterTurns:
             self._lock.release()
 
 
+def _check_text_parameters(
+    _connection: Any, _cursor: Any, _statement: str, parameters: Any, *_: Any
+) -> None:
+    """No client text reaches SQL that a database cannot hold: PostgreSQL rejects NUL
+    characters and no driver encodes an unpaired surrogate (both raised deep in the
+    driver, as a 500). Every text parameter of every statement passes here."""
+    rows = parameters if isinstance(parameters, list) else (parameters,)
+    for row in rows:
+        values = row.values() if isinstance(row, dict) else row or ()
+        for value in values:
+            if isinstance(value, str) and (problem := text_problem(value)) is not None:
+                raise Unprocessable(f"text values {problem}", code="validation_error")
+
+
 @lru_cache(maxsize=8)
 def get_engine(database_url: str) -> Engine:
     """One engine per URL for the whole process (readers; see ``new_session``)."""
@@ -162,9 +178,11 @@ def get_engine(database_url: str) -> Engine:
         connect_args = {"check_same_thread": False, "timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}
         engine = create_engine(url, connect_args=connect_args, pool_size=20, max_overflow=40)
         _configure_sqlite(engine)
-        return engine
-    # More connections than the API's threadpool (40): a request never waits for one.
-    return create_engine(url, pool_size=10, max_overflow=50, pool_pre_ping=True)
+    else:
+        # More connections than the API's threadpool (40): a request never waits for one.
+        engine = create_engine(url, pool_size=10, max_overflow=50, pool_pre_ping=True)
+    event.listen(engine, "before_cursor_execute", _check_text_parameters)
+    return engine
 
 
 @lru_cache(maxsize=16)

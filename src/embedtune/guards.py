@@ -23,7 +23,7 @@ def request_id(scope: Scope) -> str:
     """The client's ``X-Request-ID`` if it is a plain token, else a new one."""
     for name, value in scope.get("headers", ()):
         if name == b"x-request-id":
-            candidate = value.decode("latin-1")
+            candidate: str = value.decode("latin-1")
             if _CLIENT_REQUEST_ID.fullmatch(candidate):
                 return candidate
             break

@@ -8,6 +8,8 @@ from typing import Annotated
 from fastapi import Depends, Query, Response
 
 TOTAL_COUNT_HEADER = "X-Total-Count"
+#: Far beyond any collection, and far below the 64-bit limits of SQL OFFSET/LIMIT.
+MAX_OFFSET = 10**9
 
 
 @dataclass(frozen=True)
@@ -17,7 +19,7 @@ class Page:
 
 
 def _page(
-    offset: Annotated[int, Query(ge=0, description="Items to skip")] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_OFFSET, description="Items to skip")] = 0,
     limit: Annotated[int, Query(ge=1, le=1000, description="Items to return")] = 100,
 ) -> Page:
     return Page(offset=offset, limit=limit)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
@@ -15,6 +14,7 @@ from embedtune.batches.schemas import BatchCreate, BatchOut, Example
 from embedtune.db import SessionDep
 from embedtune.errors import EmbedtuneError, Unprocessable, error_responses
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+from embedtune.wire import text_problem
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 
@@ -63,6 +63,8 @@ async def _create_from_form(request: Request, session: SessionDep) -> Any:
         name = (
             name_field if isinstance(name_field, str) and name_field else upload.filename or "batch"
         )
+        if (problem := text_problem(name)) is not None:
+            raise Unprocessable(f"name: {problem}", code="validation_error")
         return await run_in_threadpool(service.create_from_jsonl, session, name[:255], upload.file)
     finally:
         await form.close()
@@ -70,12 +72,12 @@ async def _create_from_form(request: Request, session: SessionDep) -> Any:
 
 async def _create_from_json(request: Request, session: SessionDep) -> Any:
     try:
-        body = BatchCreate.model_validate(json.loads(await request.body()))
-    except json.JSONDecodeError as exc:
-        raise Unprocessable(f"invalid JSON: {exc.msg}", code="validation_error") from exc
+        body = BatchCreate.model_validate(service.parse_json(await request.body()))
     except ValidationError as exc:
         detail = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         raise Unprocessable(detail, code="validation_error") from exc
+    except ValueError as exc:
+        raise Unprocessable(str(exc), code="validation_error") from exc
     return await run_in_threadpool(service.create_from_examples, session, body.name, body.examples)
 
 

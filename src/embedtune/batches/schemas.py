@@ -5,6 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from embedtune.wire import StoredText
+
 
 class Example(BaseModel):
     """One training pair, as stored (documentation of the JSONL line format)."""
@@ -21,7 +23,7 @@ class BatchCreate(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = Field(default=None, min_length=1, max_length=255)
+    name: StoredText | None = Field(default=None, min_length=1, max_length=255)
     examples: list[Any]
 
 

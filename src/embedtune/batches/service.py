@@ -17,6 +17,7 @@ from embedtune.batches.tables import Batch
 from embedtune.db import unit_of_work
 from embedtune.errors import NotFound, Unprocessable
 from embedtune.ids import new_id
+from embedtune.wire import text_problem
 
 _REQUIRED = ("query", "positive")
 _ALLOWED = frozenset({"query", "positive", "negative"})
@@ -44,8 +45,23 @@ def normalize_example(raw: Any) -> dict[str, str]:
             raise InvalidExample(f"{field!r} must be a string, got {type(value).__name__}")
         if not value.strip():
             raise InvalidExample(f"{field!r} must not be empty")
+        if (problem := text_problem(value)) is not None:
+            raise InvalidExample(f"{field!r} {problem}")
         example[field] = value
     return example
+
+
+def parse_json(text: str | bytes) -> Any:
+    """Parsed JSON; raises ValueError saying what is wrong, for every input that fails
+    (nesting beyond the parser's recursion limit, integers of more than 4,300 digits)."""
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"invalid JSON ({exc.msg})") from exc
+    except RecursionError as exc:
+        raise ValueError("invalid JSON (nested too deeply)") from exc
+    except ValueError as exc:
+        raise ValueError(f"invalid JSON ({exc})") from exc
 
 
 class _StagedBatch:
@@ -75,9 +91,9 @@ def _parse_jsonl(lines: Iterable[bytes], staged: _StagedBatch) -> None:
         if not text.strip():
             continue
         try:
-            raw = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise InvalidExample(f"line {number}: invalid JSON ({exc.msg})") from exc
+            raw = parse_json(text)
+        except ValueError as exc:
+            raise InvalidExample(f"line {number}: {exc}") from exc
         try:
             staged.add(raw)
         except InvalidExample as exc:

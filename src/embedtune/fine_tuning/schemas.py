@@ -7,6 +7,7 @@ from pydantic import BaseModel, ConfigDict, Field, StrictBool
 
 from embedtune.deployments.schemas import TaskDeployment
 from embedtune.fine_tuning.states import TaskStatus
+from embedtune.wire import StoredObject
 
 
 class TaskCreate(BaseModel):
@@ -14,7 +15,7 @@ class TaskCreate(BaseModel):
 
     embedding_model_id: str = Field(min_length=1, max_length=255)
     batch_id: str | None = Field(default=None, min_length=1, max_length=64)
-    metadata: dict[str, Any] | None = None
+    metadata: StoredObject | None = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     deploy_as_blue: StrictBool = False
     wait_on_conflict: StrictBool = False

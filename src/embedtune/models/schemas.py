@@ -6,6 +6,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from embedtune.training.plugins import DEFAULT_PLUGIN
+from embedtune.wire import StoredText
 
 
 class ModelCreate(BaseModel):
@@ -14,8 +15,8 @@ class ModelCreate(BaseModel):
     id: str | None = Field(
         default=None, min_length=1, max_length=255, pattern=r"^[A-Za-z0-9._\-]+$"
     )
-    name: str = Field(min_length=1, max_length=255)
-    path: str = Field(min_length=1, max_length=4096)
+    name: StoredText = Field(min_length=1, max_length=255)
+    path: StoredText = Field(min_length=1, max_length=4096)
     plugin: str = Field(default=DEFAULT_PLUGIN, min_length=1, max_length=255)
 
 
