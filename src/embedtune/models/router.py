@@ -12,6 +12,7 @@ from fastapi.responses import StreamingResponse
 from embedtune.db import SessionDep
 from embedtune.errors import error_responses
 from embedtune.models import service
+from embedtune.models.files import model_files
 from embedtune.models.schemas import ModelCreate, ModelOut
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 
@@ -64,7 +65,7 @@ class _Chunks:
 def _tar_gz(directory: Path, root_name: str) -> Iterator[bytes]:
     sink = _Chunks()
     with tarfile.open(fileobj=sink, mode="w|gz") as archive:  # type: ignore[call-overload]
-        for path in sorted(directory.rglob("*")):
+        for path in model_files(directory):
             archive.add(path, arcname=f"{root_name}/{path.relative_to(directory)}", recursive=False)
             yield from sink.drain()
     yield from sink.drain()
@@ -76,7 +77,7 @@ def _tar_gz(directory: Path, root_name: str) -> Iterator[bytes]:
     responses={200: {"content": {"application/gzip": {}}}, **error_responses(404)},
 )
 def download_model(model_id: str, session: SessionDep) -> StreamingResponse:
-    """The model directory as a ``.tar.gz`` stream."""
+    """The model's files (configs, weights, tokenizer, modules, exports) as a ``.tar.gz``."""
     model = service.get_model(session, model_id)
     directory = service.model_directory(model)
     return StreamingResponse(

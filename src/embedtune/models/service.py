@@ -10,10 +10,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from embedtune import artifacts
+from embedtune.config import get_settings
 from embedtune.db import unit_of_work
 from embedtune.errors import EmbedtuneError, NotFound, Unprocessable
 from embedtune.ids import new_id
 from embedtune.models import repository
+from embedtune.models.files import resolve_model_path
 from embedtune.models.schemas import ModelCreate
 from embedtune.models.tables import EmbeddingModel
 from embedtune.training.plugin import FineTuningPlugin, InvalidModel
@@ -56,20 +58,18 @@ def require_plugin(name: str, *, for_training: bool) -> FineTuningPlugin:
 def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     """Registers a model directory on the server after loading it once.
 
-    Raises Unprocessable (``plugin_unavailable``, ``invalid_model``) and
+    Raises Unprocessable (``plugin_unavailable``, ``invalid_model_path``, ``invalid_model``) and
     EmbedtuneError 409 ``model_exists``.
     """
     plugin = require_plugin(request.plugin, for_training=False)
-    path = Path(request.path).expanduser().resolve()
-    if not path.is_dir():
-        raise Unprocessable(
-            f"{request.path!r} is not a directory on the server", code="invalid_model"
-        )
+    path = resolve_model_path(request.path, get_settings())
     try:
         plugin.validate_model(path)
     except InvalidModel as exc:
+        # The plugin's message may name server paths: it goes to the log only.
+        logger.info("model at %r cannot be loaded: %s", request.path, exc.message)
         raise Unprocessable(
-            f"{request.path!r} cannot be loaded: {exc.message}", code="invalid_model"
+            f"{request.path!r} cannot be loaded by plugin {request.plugin!r}", code="invalid_model"
         ) from exc
     model = EmbeddingModel(
         id=request.id or new_id("model-"), name=request.name, path=str(path), plugin=request.plugin
