@@ -92,7 +92,8 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def render_error(request: Request, status_code: int, detail: str, code: str) -> Response:
-    """The response of an error that no handler above shaped (``embedtune.guards``); the one place to shape 500s per path."""
+    """The response of an error no handler above shaped (``embedtune.guards``): the one
+    place where a path's own error shape for unexpected errors goes."""
     return JSONResponse(error_body(detail, code), status_code=status_code)
 
 
