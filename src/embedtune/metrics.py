@@ -1,10 +1,11 @@
 """Prometheus metrics at ``/metrics``, read from the database at scrape time.
 
 Claims, recoveries and cancels happen in worker processes, often on other machines, and
-each is recorded as a task event in the same transaction as the move it describes. So
-every API process answers a scrape with the same, exact figures by counting those events
-(and the per-status counters the triggers keep): nothing is lost when a worker dies, and
-no per-process registry needs merging. The cost is a scan of the events on each scrape.
+each is recorded as a task event in the same transaction as the move it describes, which
+also moves a counter row (``fine_tuning.counters``). So every API process answers a scrape
+with the same, exact figures from a few rows (those counters and the per-status counters
+the triggers keep): nothing is lost when a worker dies, no per-process registry needs
+merging, and a scrape costs the same at ten million events as at a thousand.
 """
 
 from __future__ import annotations
@@ -22,20 +23,18 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from embedtune.db import new_session
-from embedtune.fine_tuning import repository
-from embedtune.fine_tuning.states import EventKind, TaskStatus
+from embedtune.fine_tuning import counters, repository
+from embedtune.fine_tuning.states import TaskStatus
 
-#: Seconds from a task's dispatch (creation, retry, recovery) to a worker's claim.
-DISPATCH_LATENCY_BOUNDS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
-#: Counter name (without ``_total``), help, and the event each one counts.
+#: Counter name (without ``_total``), help, and the counter row it reports.
 EVENT_COUNTERS = (
-    ("embedtune_task_claims", "Tasks claimed by a worker (training starts).", EventKind.claimed),
+    ("embedtune_task_claims", "Tasks claimed by a worker (training starts).", counters.CLAIMS),
     (
         "embedtune_task_recoveries",
         "Processing tasks whose worker stopped beating, recovered by a reaper.",
-        EventKind.heartbeat_lost,
+        counters.RECOVERIES,
     ),
-    ("embedtune_task_cancels", "Tasks canceled (pending or processing).", EventKind.canceled),
+    ("embedtune_task_cancels", "Tasks canceled (pending or processing).", counters.CANCELS),
 )
 
 
@@ -45,27 +44,24 @@ class QueueCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         with new_session() as session:
             by_status = repository.counts_by_status(session)
-            events = repository.count_events_by_kind(session, [kind for *_, kind in EVENT_COUNTERS])
-            buckets, total, count = repository.claim_latency_histogram(
-                session, DISPATCH_LATENCY_BOUNDS
-            )
+            values = counters.read_all(session)
         tasks = GaugeMetricFamily("embedtune_tasks", "Tasks by status.", labels=["status"])
         for status in TaskStatus:
             tasks.add_metric([status.value], by_status.get(status.value, 0))
         yield tasks
-        for name, documentation, kind in EVENT_COUNTERS:
-            yield CounterMetricFamily(name, documentation, value=events.get(kind.value, 0))
+        for name, documentation, counter in EVENT_COUNTERS:
+            yield CounterMetricFamily(name, documentation, value=values.get(counter, 0.0))
         yield HistogramMetricFamily(
             "embedtune_queue_dispatch_latency_seconds",
             "Time from a task's dispatch to its claim by a worker.",
             buckets=[
                 *(
-                    (str(bound), n)
-                    for bound, n in zip(DISPATCH_LATENCY_BOUNDS, buckets, strict=True)
+                    (str(bound), values.get(counters.bucket(bound), 0.0))
+                    for bound in counters.DISPATCH_LATENCY_BOUNDS
                 ),
-                ("+Inf", count),
+                ("+Inf", values.get(counters.LATENCY_COUNT, 0.0)),
             ],
-            sum_value=total,
+            sum_value=values.get(counters.LATENCY_SUM, 0.0),
         )
 
     def describe(self) -> Iterator[Metric]:

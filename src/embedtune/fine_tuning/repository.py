@@ -11,7 +11,6 @@ from sqlalchemy import (
     CursorResult,
     Table,
     bindparam,
-    case,
     exists,
     func,
     insert,
@@ -25,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from embedtune.batches.tables import Batch
 from embedtune.db import utcnow
+from embedtune.fine_tuning import counters
 from embedtune.fine_tuning.states import (
     CANCELABLE,
     CLAIMABLE,
@@ -335,35 +335,11 @@ def list_undispatched_pending(session: Session, dispatched_before: datetime | No
 
 
 def add_event(session: Session, task_id: str, kind: EventKind, **detail: Any) -> None:
+    """Records an event, and moves its ``/metrics`` counters in the same transaction."""
     session.add(TaskEvent(task_id=task_id, kind=kind.value, detail=detail))
+    counters.count_event(session, kind, detail)
 
 
 def list_events(session: Session, task_id: str) -> list[TaskEvent]:
     query = select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id)
     return list(session.scalars(query))
-
-
-def count_events_by_kind(session: Session, kinds: Sequence[EventKind]) -> dict[str, int]:
-    """How many events of each kind were ever recorded (kinds never seen are absent)."""
-    query = (
-        select(TaskEvent.kind, func.count())
-        .where(TaskEvent.kind.in_([kind.value for kind in kinds]))
-        .group_by(TaskEvent.kind)
-    )
-    return {kind: int(n) for kind, n in session.execute(query)}
-
-
-def claim_latency_histogram(
-    session: Session, bounds: Sequence[float]
-) -> tuple[list[int], float, int]:
-    """Of every claim's queue latency: the cumulative count at or below each bound, the
-    sum, and the count; in one pass over the claimed events."""
-    latency = TaskEvent.detail["queue_latency_s"].as_float()
-    row = session.execute(
-        select(
-            func.count(latency),
-            func.coalesce(func.sum(latency), 0.0),
-            *(func.coalesce(func.sum(case((latency <= bound, 1), else_=0)), 0) for bound in bounds),
-        ).where(TaskEvent.kind == EventKind.claimed.value)
-    ).one()
-    return [int(n) for n in row[2:]], float(row[1]), int(row[0])

@@ -95,3 +95,14 @@ class TaskStatusCount(Base):
 
     status: Mapped[str] = mapped_column(String(16), primary_key=True)
     count: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class EventCounter(Base):
+    """Running totals of the task events ``/metrics`` reports (claims, recoveries, cancels,
+    the dispatch-latency histogram), updated in the transaction that records each event,
+    so a scrape reads a few rows however many events there are."""
+
+    __tablename__ = "fine_tuning_event_counter"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[float] = mapped_column(Float, default=0.0)
