@@ -10,9 +10,11 @@ merging, and a scrape costs the same at ten million events as at a thousand.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 
 from fastapi import APIRouter, Response
+from fastapi.concurrency import run_in_threadpool
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -74,7 +76,29 @@ registry.register(QueueCollector())
 router = APIRouter(tags=["meta"])
 
 
+class SingleFlight:
+    """Concurrent scrapes share one reading: while one is in flight, the others wait for it
+    instead of each taking a worker thread and a database connection. So any number of
+    scrapers (``/metrics`` needs no key) hold at most one thread of the API's pool."""
+
+    def __init__(self, read: Callable[[], bytes]):
+        self._read = read
+        self._in_flight: asyncio.Future[bytes] | None = None
+
+    async def get(self) -> bytes:
+        if self._in_flight is None:
+            self._in_flight = asyncio.ensure_future(run_in_threadpool(self._read))
+            self._in_flight.add_done_callback(self._landed)
+        return await asyncio.shield(self._in_flight)
+
+    def _landed(self, _: asyncio.Future[bytes]) -> None:
+        self._in_flight = None
+
+
+_exposition = SingleFlight(lambda: generate_latest(registry))
+
+
 @router.get("/metrics", response_class=Response)
-def metrics() -> Response:
+async def metrics() -> Response:
     """The Prometheus exposition of the task and queue metrics."""
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return Response(await _exposition.get(), media_type=CONTENT_TYPE_LATEST)
