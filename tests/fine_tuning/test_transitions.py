@@ -70,7 +70,7 @@ MOVES: dict[str, tuple[Callable[[Session, str], bool], set[TaskStatus], TaskStat
         TaskStatus.failed,
     ),
     "cancel": (
-        repository.cancel,
+        lambda s, t: repository.cancel(s, t) is not None,
         {TaskStatus.pending, TaskStatus.processing},
         TaskStatus.canceled,
     ),

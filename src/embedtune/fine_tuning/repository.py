@@ -11,6 +11,7 @@ from sqlalchemy import (
     CursorResult,
     Table,
     bindparam,
+    case,
     exists,
     func,
     insert,
@@ -282,16 +283,33 @@ def return_to_pending(
     )
 
 
-def cancel(session: Session, task_id: str) -> bool:
-    now = utcnow()
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status.in_([s.value for s in CANCELABLE]),
-        status=TaskStatus.canceled.value,
-        abort_requested=True,
-        finished_at=now,
+def cancel(session: Session, task_id: str) -> tuple[TaskStatus, str | None] | None:
+    """pending/processing → canceled in one statement; returns the status it had and the
+    run id to abort (None unless it was processing), or None if it was neither.
+
+    The SET expressions read the row as the update found it, so ``abort_requested`` says
+    whether it was processing at that instant, with nothing read before the update.
+    """
+    was_processing = Task.status == TaskStatus.processing.value
+    statement = (
+        update(Task)
+        .where(Task.id == task_id, Task.status.in_([s.value for s in CANCELABLE]))
+        .values(
+            status=TaskStatus.canceled.value,
+            abort_requested=case((was_processing, True), else_=False),
+            finished_at=utcnow(),
+            updated_at=utcnow(),
+        )
+        .returning(Task.abort_requested, Task.run_id)
+        .execution_options(synchronize_session=False)
     )
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        return None
+    was_running, run_id = bool(row[0]), row[1]
+    if was_running:
+        return TaskStatus.processing, run_id
+    return TaskStatus.pending, None
 
 
 def restart(session: Session, task_id: str, new_message_id: str) -> bool:

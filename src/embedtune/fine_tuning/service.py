@@ -198,16 +198,19 @@ def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
         return task
     if task.status == TaskStatus.completed and deployments.cancel_wait(session, task_id):
         return get_task(session, task_id)
-    previous_status, run_id = task.status, task.run_id
-    if not repository.cancel(session, task_id):
+    canceled = repository.cancel(session, task_id)
+    if canceled is None:
         session.rollback()
         task = get_task(session, task_id)
         if task.status == TaskStatus.canceled:
             return task
         raise InvalidState(f"task {task_id!r} is {task.status} and cannot be canceled")
-    repository.add_event(session, task_id, EventKind.canceled, previous_status=previous_status)
+    previous_status, run_id = canceled
+    repository.add_event(
+        session, task_id, EventKind.canceled, previous_status=previous_status.value
+    )
     session.commit()
-    if previous_status == TaskStatus.processing and run_id is not None:
+    if run_id is not None:
         try:
             dispatcher.abort(run_id)
         except Exception as exc:
