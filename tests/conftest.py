@@ -203,3 +203,17 @@ def event_kinds(client: TestClient, task_id: str) -> list[str]:
     response = client.get(f"/fine-tuning/task/{task_id}/events")
     assert response.status_code == 200, response.text
     return [event["kind"] for event in response.json()]
+
+
+def wait_until_blocked_on_a_lock(session: Any, timeout: float = 10.0) -> None:
+    """PostgreSQL: until another backend waits for a lock (a statement racing the test's)."""
+    from sqlalchemy import text
+
+    query = text(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
+        " AND pid <> pg_backend_pid()"
+    )
+    deadline = time.monotonic() + timeout
+    while not session.execute(query).scalar_one():
+        assert time.monotonic() < deadline, "no statement came to wait for the lock"
+        time.sleep(0.01)

@@ -4,13 +4,11 @@ really had and sends the abort for the run that claimed it."""
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 
 import pytest
-from sqlalchemy import text
-from sqlalchemy.orm import Session
 
+from conftest import wait_until_blocked_on_a_lock
 from embedtune.db import new_session, utcnow
 from embedtune.fine_tuning import repository, service
 from embedtune.fine_tuning.tables import Task
@@ -59,18 +57,6 @@ def pending_task(settings_env: dict[str, str]) -> Iterator[str]:
     yield "ft-race"
 
 
-def _wait_until_blocked(session: Session, timeout: float = 10.0) -> None:
-    """Until another backend waits for a row lock (the cancel's UPDATE)."""
-    query = text(
-        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
-        " AND pid <> pg_backend_pid()"
-    )
-    deadline = time.monotonic() + timeout
-    while not session.execute(query).scalar_one():
-        assert time.monotonic() < deadline, "the cancel never reached its UPDATE"
-        time.sleep(0.01)
-
-
 @pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
 def test_cancel_racing_a_claim_aborts_the_claimed_run(pending_task: str) -> None:
     dispatcher = RecordingDispatcher()
@@ -84,7 +70,7 @@ def test_cancel_racing_a_claim_aborts_the_claimed_run(pending_task: str) -> None
 
         thread = threading.Thread(target=cancel)
         thread.start()
-        _wait_until_blocked(observer)
+        wait_until_blocked_on_a_lock(observer)
         claimer.commit()
         thread.join(30)
     events = [

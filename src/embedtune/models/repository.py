@@ -5,8 +5,11 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import func, select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
+from embedtune.db import utcnow
 from embedtune.models.tables import EmbeddingModel
 
 
@@ -35,12 +38,19 @@ def insert(session: Session, model: EmbeddingModel) -> None:
 
 
 def upsert_path(session: Session, model_id: str, name: str, path: str, plugin: str) -> None:
-    """Registers a model, or points an existing registration at ``path`` (a new install)."""
-    model = session.get(EmbeddingModel, model_id)
-    if model is None:
-        insert(session, EmbeddingModel(id=model_id, name=name, path=path, plugin=plugin))
-    else:
-        model.path = path
+    """Registers a model, or points an existing registration at ``path`` (a new install).
+
+    One ``INSERT … ON CONFLICT DO UPDATE``: processes starting together cannot both insert.
+    """
+    insert = sqlite_insert if session.get_bind().dialect.name == "sqlite" else postgresql_insert
+    statement = insert(EmbeddingModel).values(
+        id=model_id, name=name, path=path, plugin=plugin, created_at=utcnow()
+    )
+    session.execute(
+        statement.on_conflict_do_update(
+            index_elements=[EmbeddingModel.id], set_={"path": statement.excluded.path}
+        )
+    )
 
 
 def register_trained(
