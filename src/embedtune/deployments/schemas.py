@@ -74,6 +74,8 @@ class BlueUpdate(BaseModel):
 
 
 class DeploymentStatus(StrEnum):
+    #: Recorded with the task's completion: the decision is under way.
+    pending = "pending"
     deployed = "deployed"
     skipped_not_better = "skipped_not_better"
     waiting = "waiting"
@@ -92,6 +94,16 @@ class TaskDeployment(BaseModel):
     blue_before: str | None
     blue_after: str | None
     detail: str
+
+    @classmethod
+    def pending(cls) -> TaskDeployment:
+        """What a deploy_as_blue task says from the moment it reads ``completed``."""
+        return cls(
+            status=DeploymentStatus.pending,
+            blue_before=None,
+            blue_after=None,
+            detail="the model is being checked for deployment as blue",
+        )
 
 
 class DeployOptions(BaseModel):

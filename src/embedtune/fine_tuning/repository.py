@@ -232,13 +232,17 @@ def complete(
     best_model_id: str,
     best_model_url: str,
     metrics: dict[str, Any],
+    deployment: dict[str, Any] | None = None,
 ) -> bool:
+    """processing → completed; ``deployment`` is the deploy_as_blue state it starts with."""
     now = utcnow()
+    values: dict[str, Any] = {} if deployment is None else {"deployment": deployment}
     return _guarded_update(
         session,
         task_id,
         Task.status == TaskStatus.processing.value,
         Task.message_id == message_id,
+        **values,
         status=TaskStatus.completed.value,
         best_model_id=best_model_id,
         best_model_url=best_model_url,

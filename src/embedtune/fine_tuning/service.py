@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 from embedtune.batches import service as batches
 from embedtune.db import unit_of_work, utcnow
 from embedtune.deployments import service as deployments
+from embedtune.deployments.schemas import TaskDeployment
 from embedtune.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
 from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.schemas import TaskCreate
@@ -307,8 +308,10 @@ def complete_task(
 
     Returns False (and commits nothing) if the task is no longer this worker's to finish.
     """
+    # A deploy_as_blue task never reads completed with no deployment state.
+    deployment = TaskDeployment.pending().model_dump(mode="json") if task.deploy_as_blue else None
     if not repository.complete(
-        session, task.id, task.message_id, best_model_id, best_model_url, metrics
+        session, task.id, task.message_id, best_model_id, best_model_url, metrics, deployment
     ):
         session.rollback()
         return False
