@@ -104,6 +104,7 @@ def create_app() -> FastAPI:
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,
         upload_limit=settings.max_batch_bytes,
+        json_upload_limit=settings.max_batch_json_bytes,
         upload_paths=frozenset({"/batches"}),
     )
     app.add_middleware(

@@ -32,6 +32,8 @@ class Settings(BaseSettings):
     public_url: str = ""
 
     max_batch_bytes: int = Field(default=256 * 1024 * 1024, gt=0)
+    #: A batch sent as one JSON body is parsed whole (several times its size in memory).
+    max_batch_json_bytes: int = Field(default=16 * 1024 * 1024, gt=0)
     max_json_body_bytes: int = Field(default=1024 * 1024, gt=0)
 
     #: Worker starts of one task (since creation or its last restart) before it fails.

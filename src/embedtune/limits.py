@@ -1,4 +1,5 @@
-"""Request body limits: 1 MiB for JSON, EMBEDTUNE_MAX_BATCH_BYTES for batch uploads."""
+"""Request body limits: 1 MiB for JSON, EMBEDTUNE_MAX_BATCH_BYTES for batch uploads
+(EMBEDTUNE_MAX_BATCH_JSON_BYTES when the upload is one JSON body, parsed whole in memory)."""
 
 from __future__ import annotations
 
@@ -14,24 +15,38 @@ class BodySizeLimit:
     """Answers 413 when a body is larger than its route allows, declared or streamed."""
 
     def __init__(
-        self, app: ASGIApp, *, default_limit: int, upload_limit: int, upload_paths: frozenset[str]
+        self,
+        app: ASGIApp,
+        *,
+        default_limit: int,
+        upload_limit: int,
+        upload_paths: frozenset[str],
+        json_upload_limit: int | None = None,
     ):
         self.app = app
         self.default_limit = default_limit
         self.upload_limit = upload_limit
         self.upload_paths = upload_paths
+        self.json_upload_limit = upload_limit if json_upload_limit is None else json_upload_limit
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        limit = (
-            self.upload_limit
-            if scope["path"].rstrip("/") in self.upload_paths
-            else self.default_limit
-        )
+        headers = dict(scope["headers"])
+        limit = self.default_limit
         detail = f"request body exceeds {limit} bytes"
-        declared = dict(scope["headers"]).get(b"content-length")
+        if scope["path"].rstrip("/") in self.upload_paths:
+            limit = self.upload_limit
+            detail = f"request body exceeds {limit} bytes"
+            if headers.get(b"content-type", b"").startswith(b"application/json"):
+                # A JSON body is parsed whole in memory; a JSONL file streams line by line.
+                limit = min(limit, self.json_upload_limit)
+                detail = (
+                    f"a JSON body may hold at most {limit} bytes; upload larger batches as a "
+                    "JSONL file (multipart/form-data, field 'file')"
+                )
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             await _send_413(send, detail)
             return

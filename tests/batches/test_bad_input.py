@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from fastapi.testclient import TestClient
 
@@ -37,3 +39,30 @@ def test_bad_json_body_is_422(app_client: TestClient, bad: str) -> None:
     if bad == BAD_VALUES["lone surrogate"]:
         assert "examples[1]" in response.json()["detail"]
     assert app_client.get("/batches").json() == []
+
+
+def test_json_batch_over_its_lower_limit_is_413_pointing_to_jsonl(
+    settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from embedtune.app import create_app
+    from embedtune.config import get_settings
+
+    monkeypatch.setenv("EMBEDTUNE_MAX_BATCH_JSON_BYTES", "4096")
+    get_settings.cache_clear()
+    examples = [{"query": "q" * 50, "positive": "p" * 50}] * 60
+    jsonl = "".join(json.dumps(example) + "\n" for example in examples)
+    with TestClient(create_app()) as client:
+        as_json = client.post("/batches", json={"examples": examples})
+        assert as_json.status_code == 413, as_json.text
+        assert as_json.json()["code"] == "payload_too_large"
+        assert "JSONL" in as_json.json()["detail"]
+        as_file = client.post("/batches", files={"file": ("b.jsonl", jsonl.encode())})
+        assert as_file.status_code == 201, as_file.text
+        assert as_file.json()["num_examples"] == 60
+
+
+def test_default_json_batch_limit_is_far_below_the_upload_limit() -> None:
+    from embedtune.config import Settings
+
+    settings = Settings()
+    assert settings.max_batch_json_bytes <= 16 * 1024 * 1024 < settings.max_batch_bytes
