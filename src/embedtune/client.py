@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import os
 import random
+import shutil
 import tarfile
 import tempfile
 import time
@@ -275,14 +276,30 @@ def model_archive_path(model_id: str) -> str:
     return f"/models/{model_id}/download"
 
 
+class InvalidModelArchive(EmbedtuneClientError):
+    """A downloaded model archive cannot be unpacked safely; nothing was left behind."""
+
+
 def extract_model_archive(archive: Path, directory: Path) -> Path:
-    """Unpacks a downloaded ``.tar.gz`` into ``directory``; returns the model's folder."""
+    """Unpacks a downloaded ``.tar.gz`` into ``directory``; returns the model's folder.
+
+    Unpacked into a scratch folder first, so an archive that fails half-way (the "data"
+    filter refuses absolute paths, links out of the folder and devices) leaves nothing
+    partial in ``directory``. Raises :class:`InvalidModelArchive`.
+    """
     directory.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "r:gz") as tar:
-        roots = {Path(member.name).parts[0] for member in tar.getmembers()}
-        # The "data" filter refuses absolute paths, links out of the folder and devices.
-        tar.extractall(directory, filter="data")
-    return directory / roots.pop() if len(roots) == 1 else directory
+    with tempfile.TemporaryDirectory(prefix=".embedtune-unpack-", dir=directory) as scratch:
+        staging = Path(scratch)
+        try:
+            with tarfile.open(archive, "r:gz") as tar:
+                tar.extractall(staging, filter="data")
+        except (tarfile.TarError, OSError) as exc:
+            raise InvalidModelArchive(f"the model archive cannot be unpacked: {exc}") from exc
+        roots = [(entry.name, entry.is_dir()) for entry in staging.iterdir()]
+        shutil.copytree(staging, directory, symlinks=True, dirs_exist_ok=True)
+    if len(roots) == 1 and roots[0][1]:
+        return directory / roots[0][0]
+    return directory
 
 
 # ---- retries ----------------------------------------------------------------------------
