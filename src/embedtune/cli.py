@@ -19,6 +19,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from sqlalchemy.engine import make_url
 from typer.core import TyperGroup
 
 from embedtune import client as api
@@ -30,7 +31,7 @@ from embedtune.deployments.schemas import EmbeddingsResponse
 from embedtune.errors import EmbedtuneError
 from embedtune.fine_tuning.schemas import TaskOut
 from embedtune.fine_tuning.states import TaskStatus
-from embedtune.migrations import upgrade_database
+from embedtune.migrations import has_schema, upgrade_database
 from embedtune.models.schemas import ModelOut
 
 T = TypeVar("T")
@@ -519,12 +520,29 @@ def embed(
 # ---- API keys (on the server's database) --------------------------------------------------
 
 
+def _server_database() -> None:
+    """Keys live in the server's database: refuse one that no server has set up (a wrong
+    directory or EMBEDTUNE_DATABASE_URL would create a new one the server never reads)."""
+    url = get_settings().database_url
+    parsed = make_url(url)
+    shown = parsed.render_as_string(hide_password=True)
+    if parsed.get_backend_name() == "sqlite" and parsed.database:
+        shown = f"{shown} ({Path(parsed.database).resolve()})"
+    if not has_schema(url):
+        _fail(
+            f"no embedtune database at {shown}: run this where the server runs, or set "
+            "EMBEDTUNE_DATABASE_URL to the server's database"
+        )
+    err.print(f"database: {shown}", highlight=False)
+    upgrade_database(url)
+
+
 @keys_app.command("create")
 def keys_create(
     name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
-    upgrade_database(get_settings().database_url)
+    _server_database()
     with new_session(writer=True) as session:
         key, secret = auth.create_key(session, name)
         session.commit()
@@ -535,7 +553,7 @@ def keys_create(
 @keys_app.command("list")
 def keys_list(as_json: JsonOption = False) -> None:
     """Every key, revoked ones included (never the secrets)."""
-    upgrade_database(get_settings().database_url)
+    _server_database()
     with new_session() as session:
         keys = auth.list_keys(session)
     if as_json:
@@ -562,7 +580,7 @@ def keys_list(as_json: JsonOption = False) -> None:
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; requests with it are refused within seconds."""
-    upgrade_database(get_settings().database_url)
+    _server_database()
     with new_session(writer=True) as session:
         key = auth.revoke_key(session, key_id)
         session.commit()
