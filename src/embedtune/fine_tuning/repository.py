@@ -362,6 +362,31 @@ def add_event(session: Session, task_id: str, kind: EventKind, **detail: Any) ->
     counters.count_event(session, kind, detail)
 
 
+def record_dispatch_failure(session: Session, task_id: str, error: str) -> None:
+    """The first failed send of a run of them is an event; the next ones count in it
+    (``repeats``, ``last_error``), so a broker outage adds one event per task, not one
+    per reaper pass."""
+    last = _last_event(session, task_id)
+    if last is None or last.kind != EventKind.dispatch_failed.value:
+        add_event(session, task_id, EventKind.dispatch_failed, error=error)
+        return
+    repeats = int(last.detail.get("repeats", 0)) + 1
+    last.detail = {**last.detail, "repeats": repeats, "last_error": error}
+
+
+def record_redispatch(session: Session, task_id: str, message_id: str) -> None:
+    """A ``dispatched`` event for a re-send, unless it retries a failed send (counted in
+    that failure's event if it fails again)."""
+    last = _last_event(session, task_id)
+    if last is None or last.kind != EventKind.dispatch_failed.value:
+        add_event(session, task_id, EventKind.dispatched, message_id=message_id, redispatch=True)
+
+
+def _last_event(session: Session, task_id: str) -> TaskEvent | None:
+    query = select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id.desc())
+    return session.scalars(query.limit(1)).first()
+
+
 def list_events(session: Session, task_id: str) -> list[TaskEvent]:
     query = select(TaskEvent).where(TaskEvent.task_id == task_id).order_by(TaskEvent.id)
     return list(session.scalars(query))

@@ -159,7 +159,7 @@ def send_after_commit(
         logger.warning("dispatch of task_id=%s failed, will retry: %s", task_id, exc)
         session.rollback()
         if repository.clear_dispatched(session, task_id, message_id):
-            repository.add_event(session, task_id, EventKind.dispatch_failed, error=str(exc))
+            repository.record_dispatch_failure(session, task_id, str(exc))
         session.commit()
         return False
     return True
@@ -256,9 +256,7 @@ def redispatch_stranded(
     sent = 0
     for task in repository.list_undispatched_pending(session, before):
         if repository.mark_dispatched(session, task.id, task.message_id):
-            repository.add_event(
-                session, task.id, EventKind.dispatched, message_id=task.message_id, redispatch=True
-            )
+            repository.record_redispatch(session, task.id, task.message_id)
             session.commit()
             if not send_after_commit(session, task.id, task.message_id, dispatcher):
                 # The broker is down: the next pass tries again, one failed send per pass.
