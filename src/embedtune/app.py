@@ -33,6 +33,7 @@ from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
 from embedtune.models.router import router as models_router
+from embedtune.openapi import install_openapi
 from embedtune.queue import build_broker
 
 logger = logging.getLogger(__name__)
@@ -121,6 +122,8 @@ def create_app() -> FastAPI:
     app.include_router(deployments_router)
     app.include_router(dashboard_router)
     app.include_router(metrics_router)
+
+    install_openapi(app, API_PUBLIC_PATHS | DASHBOARD_PATHS)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

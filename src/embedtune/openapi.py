@@ -1,0 +1,54 @@
+"""The OpenAPI document declares what every route can answer, not only what its handler
+raises: the layers in front of the routes answer too (401 without a key, 413 for a body
+over its limit, 400 for a body that is not JSON at all, 500 for an unexpected error)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import FastAPI
+
+_ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorOut"}
+_LAYER_RESPONSES = {
+    "400": "The body cannot be parsed",
+    "401": "Missing or invalid API key",
+    "413": "Payload too large",
+    "500": "Unexpected error (code internal_error)",
+}
+_BODY_ONLY = frozenset({"400", "413"})
+
+
+def install_openapi(app: FastAPI, public_paths: frozenset[str]) -> None:
+    """Adds the layers' answers to every operation of ``app``'s OpenAPI document."""
+    build = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is not None:
+            return app.openapi_schema
+        document = build()
+        for path, operations in document.get("paths", {}).items():
+            for operation in operations.values():
+                responses = operation.setdefault("responses", {})
+                for code, description in _LAYER_RESPONSES.items():
+                    if code in responses:
+                        continue
+                    if code in _BODY_ONLY and "requestBody" not in operation:
+                        continue
+                    if code == "401" and path in public_paths:
+                        continue
+                    responses[code] = {
+                        "description": description,
+                        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                    }
+        document.setdefault("components", {}).setdefault("schemas", {}).setdefault(
+            "ErrorOut",
+            {
+                "type": "object",
+                "required": ["detail", "code"],
+                "properties": {"detail": {"type": "string"}, "code": {"type": "string"}},
+            },
+        )
+        app.openapi_schema = document
+        return document
+
+    app.openapi = openapi  # type: ignore[method-assign]
