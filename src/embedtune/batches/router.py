@@ -10,11 +10,11 @@ from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
 from embedtune.batches import service
-from embedtune.batches.schemas import BatchCreate, BatchOut, Example
+from embedtune.batches.schemas import MAX_JSON_EXAMPLES, BatchCreate, BatchOut, Example
 from embedtune.db import SessionDep
 from embedtune.errors import EmbedtuneError, Unprocessable, error_responses
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
-from embedtune.wire import text_problem
+from embedtune.wire import ShortId, text_problem
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 
@@ -32,7 +32,7 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
                             "format": "binary",
                             "description": "JSONL, one example a line",
                         },
-                        "name": {"type": "string"},
+                        "name": {"type": "string", "maxLength": 255},
                     },
                 }
             },
@@ -41,8 +41,12 @@ _UPLOAD_SCHEMA: dict[str, Any] = {
                     "type": "object",
                     "required": ["examples"],
                     "properties": {
-                        "name": {"type": "string"},
-                        "examples": {"type": "array", "items": Example.model_json_schema()},
+                        "name": {"type": "string", "minLength": 1, "maxLength": 255},
+                        "examples": {
+                            "type": "array",
+                            "items": Example.model_json_schema(),
+                            "maxItems": MAX_JSON_EXAMPLES,
+                        },
                     },
                 }
             },
@@ -62,10 +66,10 @@ async def _create_from_form(request: Request, session: SessionDep) -> Any:
         name_field = form.get("name")
         name = (
             name_field if isinstance(name_field, str) and name_field else upload.filename or "batch"
-        )
+        )[:255]
         if (problem := text_problem(name)) is not None:
             raise Unprocessable(f"name: {problem}", code="validation_error")
-        return await run_in_threadpool(service.create_from_jsonl, session, name[:255], upload.file)
+        return await run_in_threadpool(service.create_from_jsonl, session, name, upload.file)
     finally:
         await form.close()
 
@@ -124,5 +128,5 @@ def list_batches(session: SessionDep, page: PageDep, response: Response) -> list
 
 
 @router.get("/{batch_id}", response_model=BatchOut, responses=error_responses(404))
-def get_batch(batch_id: str, session: SessionDep) -> BatchOut:
+def get_batch(batch_id: ShortId, session: SessionDep) -> BatchOut:
     return BatchOut.model_validate(service.get_batch(session, batch_id))

@@ -7,15 +7,20 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from embedtune.wire import StoredText
 
+#: The longest text of an example, in characters (far beyond any model's token limit).
+MAX_EXAMPLE_CHARS = 100_000
+#: Examples in one JSON body (larger batches go as JSONL files).
+MAX_JSON_EXAMPLES = 1_000_000
+
 
 class Example(BaseModel):
     """One training pair, as stored (documentation of the JSONL line format)."""
 
     model_config = ConfigDict(extra="forbid")
 
-    query: str = Field(min_length=1)
-    positive: str = Field(min_length=1)
-    negative: str | None = None
+    query: str = Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)
+    positive: str = Field(min_length=1, max_length=MAX_EXAMPLE_CHARS)
+    negative: str | None = Field(default=None, min_length=1, max_length=MAX_EXAMPLE_CHARS)
 
 
 class BatchCreate(BaseModel):
@@ -24,7 +29,7 @@ class BatchCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     name: StoredText | None = Field(default=None, min_length=1, max_length=255)
-    examples: list[Any]
+    examples: list[Any] = Field(max_length=MAX_JSON_EXAMPLES)
 
 
 class BatchOut(BaseModel):

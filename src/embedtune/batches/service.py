@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from embedtune import artifacts
 from embedtune.batches import repository
+from embedtune.batches.schemas import MAX_EXAMPLE_CHARS
 from embedtune.batches.tables import Batch
 from embedtune.db import unit_of_work
 from embedtune.errors import NotFound, Unprocessable
@@ -45,6 +46,8 @@ def normalize_example(raw: Any) -> dict[str, str]:
             raise InvalidExample(f"{field!r} must be a string, got {type(value).__name__}")
         if not value.strip():
             raise InvalidExample(f"{field!r} must not be empty")
+        if len(value) > MAX_EXAMPLE_CHARS:
+            raise InvalidExample(f"{field!r} is longer than {MAX_EXAMPLE_CHARS} characters")
         if (problem := text_problem(value)) is not None:
             raise InvalidExample(f"{field!r} {problem}")
         example[field] = value

@@ -14,6 +14,7 @@ from embedtune.fine_tuning.schemas import TaskCreate, TaskEventOut, TaskMetricsO
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.queue import Dispatcher
+from embedtune.wire import ShortId
 
 router = APIRouter(prefix="/fine-tuning", tags=["fine-tuning"])
 
@@ -41,7 +42,7 @@ async def create_task(
     session: SessionDep,
     dispatcher: DispatcherDep,
     response: Response,
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key", max_length=255)] = None,
 ) -> TaskOut:
     """Create a fine-tuning task, exactly once per idempotency key."""
     # The busiest route: async, with only the service on a worker thread. A sync endpoint
@@ -76,18 +77,18 @@ def list_tasks(
 
 
 @router.get("/task/{task_id}", response_model=TaskOut, responses=error_responses(404))
-def get_task(task_id: str, session: SessionDep) -> TaskOut:
+def get_task(task_id: ShortId, session: SessionDep) -> TaskOut:
     return TaskOut.model_validate(service.get_task(session, task_id))
 
 
 @router.put("/task/{task_id}/cancel", response_model=TaskOut, responses=error_responses(404, 409))
-def cancel_task(task_id: str, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
+def cancel_task(task_id: ShortId, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
     """Cancel a pending or processing task; a canceled one is returned unchanged."""
     return TaskOut.model_validate(service.cancel_task(session, task_id, dispatcher))
 
 
 @router.put("/task/{task_id}/restart", response_model=TaskOut, responses=error_responses(404, 409))
-def restart_task(task_id: str, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
+def restart_task(task_id: ShortId, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
     """Run a failed, canceled or stuck pending task again, from scratch."""
     return TaskOut.model_validate(service.restart_task(session, task_id, dispatcher))
 
@@ -95,7 +96,7 @@ def restart_task(task_id: str, session: SessionDep, dispatcher: DispatcherDep) -
 @router.get(
     "/task/{task_id}/events", response_model=list[TaskEventOut], responses=error_responses(404)
 )
-def list_task_events(task_id: str, session: SessionDep) -> list[TaskEventOut]:
+def list_task_events(task_id: ShortId, session: SessionDep) -> list[TaskEventOut]:
     """The task's history, oldest first."""
     return [TaskEventOut.model_validate(event) for event in service.list_events(session, task_id)]
 
@@ -103,7 +104,7 @@ def list_task_events(task_id: str, session: SessionDep) -> list[TaskEventOut]:
 @router.get(
     "/task/{task_id}/metrics", response_model=TaskMetricsOut, responses=error_responses(404)
 )
-def get_task_metrics(task_id: str, session: SessionDep) -> TaskMetricsOut:
+def get_task_metrics(task_id: ShortId, session: SessionDep) -> TaskMetricsOut:
     """Held-out evaluation before and after training, and the loss curve."""
     task = service.get_task(session, task_id)
     return TaskMetricsOut(task_id=task.id, status=TaskStatus(task.status), metrics=task.metrics)

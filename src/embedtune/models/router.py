@@ -15,6 +15,7 @@ from embedtune.models import service
 from embedtune.models.files import model_files
 from embedtune.models.schemas import ModelCreate, ModelOut
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+from embedtune.wire import LongId
 
 router = APIRouter(prefix="/models", tags=["models"])
 
@@ -43,7 +44,7 @@ def register_model(body: ModelCreate, session: SessionDep, response: Response) -
 
 
 @router.get("/{model_id}", response_model=ModelOut, responses=error_responses(404))
-def get_model(model_id: str, session: SessionDep) -> ModelOut:
+def get_model(model_id: LongId, session: SessionDep) -> ModelOut:
     return ModelOut.model_validate(service.get_model(session, model_id))
 
 
@@ -76,7 +77,7 @@ def _tar_gz(directory: Path, root_name: str) -> Iterator[bytes]:
     response_class=StreamingResponse,
     responses={200: {"content": {"application/gzip": {}}}, **error_responses(404)},
 )
-def download_model(model_id: str, session: SessionDep) -> StreamingResponse:
+def download_model(model_id: LongId, session: SessionDep) -> StreamingResponse:
     """The model's files (configs, weights, tokenizer, modules, exports) as a ``.tar.gz``."""
     model = service.get_model(session, model_id)
     directory = service.model_directory(model)
