@@ -49,3 +49,13 @@ def test_every_operation_declares_the_answers_of_the_layers_in_front(
                 assert {"400", "413"} <= set(operation["responses"]), (method, path)
     assert "401" in document["paths"]["/fine-tuning/task"]["get"]["responses"]
     assert "401" not in document["paths"]["/health"]["get"]["responses"]
+
+
+def test_validation_errors_are_declared_in_the_shape_they_have(app_client: TestClient) -> None:
+    document = app_client.get("/openapi.json").json()
+    for path, operations in document["paths"].items():
+        for method, operation in operations.items():
+            declared = operation["responses"].get("422")
+            if declared is not None:
+                schema = declared["content"]["application/json"]["schema"]
+                assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path)

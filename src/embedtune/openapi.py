@@ -1,6 +1,7 @@
 """The OpenAPI document declares what every route can answer, not only what its handler
 raises: the layers in front of the routes answer too (401 without a key, 413 for a body
-over its limit, 400 for a body that is not JSON at all, 500 for an unexpected error)."""
+over its limit, 400 for a body that is not JSON at all, 500 for an unexpected error), and
+validation errors in the shape the handler gives them."""
 
 from __future__ import annotations
 
@@ -29,6 +30,10 @@ def install_openapi(app: FastAPI, public_paths: frozenset[str]) -> None:
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
+                validation = responses.get("422", {}).get("content", {}).get("application/json")
+                if validation is not None and "HTTPValidationError" in str(validation):
+                    # Validation errors leave as {"detail", "code", "errors"} (see errors.py).
+                    validation["schema"] = _ERROR_SCHEMA
                 for code, description in _LAYER_RESPONSES.items():
                     if code in responses:
                         continue
