@@ -7,7 +7,9 @@ useful when a migration goes wrong and noise on every other start.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
+import fastapi_offline
 from sqlalchemy.engine import make_url
 
 from embedtune import __version__
@@ -37,6 +39,19 @@ def quiet_alembic() -> None:
     """Alembic's INFO lines become DEBUG lines (idempotent)."""
     for name in ALEMBIC_LOGGERS:
         logging.getLogger(name).addFilter(_DEMOTE)
+
+
+def quiet_progress_bars() -> None:
+    """No tqdm bars ("Loading weights") from Transformers in the server's log."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+
+
+def docs_asset_paths(url: str) -> frozenset[str]:
+    """The paths of the Swagger UI and ReDoc assets served under ``url``."""
+    folder = Path(fastapi_offline.__file__).resolve().parent / "static"
+    return frozenset(f"{url}/{asset.name}" for asset in folder.iterdir() if asset.is_file())
 
 
 def configure_logging(level: str) -> None:
