@@ -60,7 +60,7 @@ def main() -> None:
                 "embedtune task list --json": [ENTRY_POINT, "task", "list", "--json"],
             }
             samples: dict[str, list[float]] = {name: [] for name in commands}
-            for name, command in commands.items():  # warm the file cache once
+            for command in commands.values():  # warm the file cache once
                 _wall(command, env)
             for _ in range(options.rounds):
                 for name, command in commands.items():

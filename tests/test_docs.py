@@ -7,7 +7,9 @@ import re
 import pytest
 from fastapi.testclient import TestClient
 
-_REFERENCE = re.compile(r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']|url\s*:\s*['"]([^'"]+)['"]""")
+_REFERENCE = re.compile(
+    r"""(?:src|href|spec-url)\s*=\s*["']([^"']+)["']|url\s*:\s*['"]([^'"]+)['"]"""
+)
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -27,9 +27,7 @@ def test_http_requests_are_counted_and_timed_by_route_template(app_client: TestC
         assert app_client.get(f"/fine-tuning/task/{task_id}").status_code == 404
     app_client.get("/no/such/path")
     text = app_client.get("/metrics").text
-    counted = _value(
-        text, "embedtune_http_requests_total", route=route, method="GET", status="404"
-    )
+    counted = _value(text, "embedtune_http_requests_total", route=route, method="GET", status="404")
     assert counted - before == 3
     assert "task_a" not in text  # ids never become labels
     assert _value(text, "embedtune_http_requests_total", route="unmatched") >= 1
