@@ -62,11 +62,6 @@ TRAINING_STEP = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
     registry=registry,
 )
-TRAINING_TOKENS = Counter(
-    "embedtune_training_tokens",
-    "Tokens fed to training steps (rate() of it is tokens/s).",
-    registry=registry,
-)
 MODEL_LOAD = Histogram(
     "embedtune_model_load_seconds",
     "Time to load a model for serving.",
@@ -86,7 +81,7 @@ def observe_encode_batch(texts: int) -> None:
 
 
 class StepTimer:
-    """Turns the progress reports of one training into step times (and token counts).
+    """Turns the progress reports of one training into step times.
 
     Reports come every few steps; each one records the mean step time since the last.
     """
@@ -95,7 +90,7 @@ class StepTimer:
         self._clock = clock
         self._last: tuple[int, float] | None = None
 
-    def step(self, step: int | None, tokens: int | None = None) -> None:
+    def step(self, step: int | None) -> None:
         if step is None:
             return
         now = self._clock()
@@ -104,8 +99,6 @@ class StepTimer:
             mean = (now - self._last[1]) / steps
             for _ in range(min(steps, 1000)):
                 TRAINING_STEP.observe(mean)
-        if tokens:
-            TRAINING_TOKENS.inc(tokens)
         if self._last is None or step > self._last[0]:
             self._last = (step, now)
 

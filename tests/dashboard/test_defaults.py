@@ -95,7 +95,7 @@ def test_task_page_shows_options_example_counts_run_time_and_opens_the_model(
     expect(page.locator(".facts")).to_contain_text(live_model)  # fine-tuned from
     _shot(page, "model-details")
 
-    page.get_by_role("link", name="Models").click()
+    page.get_by_role("navigation").get_by_role("link", name="Models").click()
     link = page.locator(f"tr[data-model='{task.best_model_id}'] td.id a")
     box = link.bounding_box()
     assert box is not None and box.get("height", 0) < 24  # the id on one line

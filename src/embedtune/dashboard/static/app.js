@@ -596,7 +596,8 @@ async function modelsView(root) {
       h("tr", { "data-model": model.id },
         h("td", { class: "mono id" }, modelLink(model.id), model.id === blue ? h("span", { class: "badge blue" }, "blue") : null),
         h("td", {}, model.name), h("td", {}, model.plugin), h("td", { class: "mono id" }, model.parent_id || "—"),
-        h("td", {}, model.task_id ? taskLink(model.task_id) : "—"), h("td", {}, headline(model.metrics)),
+        h("td", { class: "clip", title: model.task_id || "" }, model.task_id ? taskLink(model.task_id) : "—"),
+        h("td", {}, headline(model.metrics)),
         h("td", {}, when(model.created_at)),
         h("td", { class: "actions" }, downloadLink(model.id, "Download"),
           deployments && model.id !== blue ? h("button", { type: "button", onclick: () =>
