@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -43,29 +42,6 @@ out = Console()
 err = Console(stderr=True, soft_wrap=True)
 
 
-#: Options of the root command also accepted after the subcommand (``task list --jq .``).
-_HOISTED = ("--fields", "--jq")
-
-
-def _hoist(args: list[str]) -> list[str]:
-    """Moves ``--fields X`` and ``--jq X`` given after the subcommand to the front."""
-    front: list[str] = []
-    rest: list[str] = []
-    position = 0
-    while position < len(args):
-        arg = args[position]
-        if arg == "--":
-            rest.extend(args[position:])
-            break
-        if arg in _HOISTED and position + 1 < len(args):
-            front += args[position : position + 2]
-            position += 2
-            continue
-        (front if arg.startswith(tuple(f"{o}=" for o in _HOISTED)) else rest).append(arg)
-        position += 1
-    return front + rest
-
-
 class _Commands(TyperGroup):
     """One error style: a line on stderr, ``error: …``; exit 1 for a failed request, 2 for a
     wrong command line (no usage box)."""
@@ -80,7 +56,7 @@ class _Commands(TyperGroup):
             _fail(str(exc))
 
     def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
-        return super().parse_args(ctx, _hoist(args) if ctx.parent is None else args)
+        return super().parse_args(ctx, cli_json.hoist(args) if ctx.parent is None else args)
 
     def main(
         self,
@@ -144,40 +120,6 @@ OffsetOption = Annotated[int, typer.Option(min=0, help="Items to skip.")]
 LimitOption = Annotated[int, typer.Option(min=1, max=1000, help="Items to show.")]
 
 
-@dataclass(frozen=True)
-class _Output:
-    """The root's ``--fields``/``--jq``, kept in ``ctx.meta`` for every subcommand."""
-
-    fields: list[str] | None = None
-    path: list[str | int | None] | None = None
-
-
-_OUTPUT_KEY = "embedtune.output"
-
-
-def _json_defaults(group: Any) -> dict[str, Any]:
-    """A click ``default_map`` turning on ``--json`` in every subcommand that has it."""
-    defaults: dict[str, Any] = {}
-    for name, command in group.commands.items():
-        if hasattr(command, "commands"):
-            defaults[name] = _json_defaults(command)
-        elif any(param.name == "as_json" for param in command.params):
-            defaults[name] = {"as_json": True}
-    return defaults
-
-
-def _output_options(
-    fields: str | None, jq: str | None
-) -> tuple[list[str] | None, list[str | int | None] | None]:
-    try:
-        return (
-            None if fields is None else cli_json.parse_fields(fields),
-            None if jq is None else cli_json.parse_path(jq),
-        )
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="--jq" if jq else "--fields") from exc
-
-
 @app.callback()
 def _connection(
     ctx: typer.Context,
@@ -198,10 +140,13 @@ def _connection(
         str | None, typer.Option(help="With JSON: print this path of it, e.g. '.[].id'.")
     ] = None,
 ) -> None:
-    selected, path = _output_options(fields, jq)
-    ctx.meta[_OUTPUT_KEY] = _Output(selected, path)
-    if as_json or selected is not None or path is not None:
-        ctx.default_map = _json_defaults(ctx.command)
+    try:
+        output = cli_json.Output.parse(fields, jq)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--jq" if jq else "--fields") from exc
+    ctx.meta[cli_json.OUTPUT_KEY] = output
+    if as_json or output.fields is not None or output.path is not None:
+        ctx.default_map = cli_json.json_defaults(ctx.command)
     client = api.Client(url, api_key)
     ctx.call_on_close(client.close)
     ctx.obj = client
@@ -209,7 +154,7 @@ def _connection(
 
 def _echo_json(ctx: typer.Context, text: str) -> None:
     """Prints a JSON answer, after the root's ``--fields`` and ``--jq``."""
-    output: _Output = ctx.meta.get(_OUTPUT_KEY, _Output())
+    output: cli_json.Output = ctx.meta.get(cli_json.OUTPUT_KEY, cli_json.Output())
     try:
         typer.echo(cli_json.render(text, output.fields, output.path))
     except cli_json.JsonPathError as exc:

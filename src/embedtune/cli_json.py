@@ -1,4 +1,5 @@
-"""``--fields`` and ``--jq`` of the ``embedtune`` command: picking parts of a JSON answer.
+"""``--json``, ``--fields`` and ``--jq`` of the ``embedtune`` command, given before or
+after the subcommand: picking parts of a JSON answer.
 
 ``--fields id,status`` keeps those keys of an object, or of every object of a list.
 ``--jq`` takes a path in jq's syntax, without jq's functions: ``.id``, ``.data[0].index``,
@@ -10,13 +11,67 @@ from __future__ import annotations
 
 import json
 import re
+from dataclasses import dataclass
 from typing import Any
 
 _STEP = re.compile(r'\.(?P<key>[A-Za-z_][\w-]*)|\[(?P<index>-?\d+)?\]|\["(?P<quoted>[^"]*)"\]|\.')
 
 
+#: Options of the root command also accepted after the subcommand (``task list --jq .``).
+HOISTED = ("--fields", "--jq")
+#: Where the root command keeps the ``Output`` for its subcommands (click's ``ctx.meta``).
+OUTPUT_KEY = "embedtune.output"
+
+
 class JsonPathError(ValueError):
     """A ``--jq`` expression this module does not understand."""
+
+
+@dataclass(frozen=True)
+class Output:
+    """The root's ``--fields`` and ``--jq``, parsed."""
+
+    fields: list[str] | None = None
+    path: list[str | int | None] | None = None
+
+    @classmethod
+    def parse(cls, fields: str | None, jq: str | None) -> Output:
+        """Raises ValueError (``JsonPathError`` for the path) on a bad option."""
+        return cls(
+            None if fields is None else parse_fields(fields),
+            None if jq is None else parse_path(jq),
+        )
+
+
+def hoist(args: list[str]) -> list[str]:
+    """Moves ``--fields X`` and ``--jq X`` given after the subcommand to the front."""
+    front: list[str] = []
+    rest: list[str] = []
+    position = 0
+    while position < len(args):
+        arg = args[position]
+        if arg == "--":
+            rest.extend(args[position:])
+            break
+        if arg in HOISTED and position + 1 < len(args):
+            front += args[position : position + 2]
+            position += 2
+            continue
+        (front if arg.startswith(tuple(f"{o}=" for o in HOISTED)) else rest).append(arg)
+        position += 1
+    return front + rest
+
+
+def json_defaults(group: Any) -> dict[str, Any]:
+    """A click ``default_map`` turning on ``--json`` in every subcommand that has it, so
+    ``embedtune --json task list`` is ``embedtune task list --json``."""
+    defaults: dict[str, Any] = {}
+    for name, command in group.commands.items():
+        if hasattr(command, "commands"):
+            defaults[name] = json_defaults(command)
+        elif any(param.name == "as_json" for param in command.params):
+            defaults[name] = {"as_json": True}
+    return defaults
 
 
 def parse_fields(text: str) -> list[str]:
