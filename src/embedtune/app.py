@@ -106,6 +106,8 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
         static_url=DOCS_ASSETS_URL,
         favicon_url="/favicon.ico",
+        # No call to the online validator (its badge would load from the internet).
+        swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
     app.add_middleware(

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import re
 
-from playwright.sync_api import Dialog, Page, expect
+from playwright.sync_api import Dialog, Page, Route, expect
 
 from dashboard.test_dashboard import _shot, browser, page
 from embedtune.db import new_session
@@ -100,3 +100,27 @@ def test_task_page_shows_options_example_counts_run_time_and_opens_the_model(
     box = link.bounding_box()
     assert box is not None and box.get("height", 0) < 24  # the id on one line
     _shot(page, "models-table")
+
+
+def test_api_docs_render_with_the_internet_cut_off(page: Page, live_server: LiveServer) -> None:
+    external: list[str] = []
+
+    def only_local(route: Route) -> None:
+        if route.request.url.startswith(live_server.url):
+            route.continue_()
+        else:
+            external.append(route.request.url)
+            route.abort()
+
+    page.route("**/*", only_local)
+    page.goto(f"{live_server.url}/docs")
+    expect(page.locator(".swagger-ui .info .title")).to_contain_text("embedtune")
+    expect(page.locator(".opblock-summary-path").first).to_be_visible()
+    _shot(page, "api-docs")
+    assert external == []
+    page.goto(f"{live_server.url}/redoc")
+    expect(page.locator("h1").first).to_contain_text("embedtune")
+    expect(page.locator("[data-section-id]").first).to_be_visible()
+    # ReDoc's bundle asks for the logo of its "API docs by Redocly" footer, and hides the
+    # image when it cannot load: the one request that leaves the server, and a harmless one.
+    assert set(external) <= {"https://cdn.redoc.ly/redoc/logo-mini.svg"}
