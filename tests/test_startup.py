@@ -13,13 +13,16 @@ from embedtune.startup import hide_password, quiet_alembic
 
 
 def test_start_up_logs_one_block_with_dashboard_database_broker_worker_and_models(
-    settings_env: dict[str, str], caplog: pytest.LogCaptureFixture
+    settings_env: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+    capfd: pytest.CaptureFixture[str],
 ) -> None:
     from embedtune.app import create_app
 
     caplog.set_level(logging.INFO)
-    with TestClient(create_app()):
-        pass
+    with TestClient(create_app()) as client:  # the first embedding loads the blue model
+        assert client.post("/v1/embeddings", json={"input": "a"}).status_code == 200
+    assert "Loading weights" not in capfd.readouterr().err  # no tqdm bar in the server's log
     [block] = [r.getMessage() for r in caplog.records if r.name == "embedtune.startup"]
     lines = block.splitlines()
     assert lines[0].startswith("embedtune ") and lines[0].endswith("is ready")
