@@ -8,7 +8,6 @@ import math
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any
 
-from fastapi import Path as PathParam
 from pydantic import AfterValidator
 
 #: Nesting levels of a stored JSON value: ``{}`` is 1, ``{"a": []}`` is 2.
@@ -71,7 +70,3 @@ def _storable_text(value: str) -> str:
 #: Text checked where it is parsed, so the error names its field (the database layer
 #: checks every other text parameter too, see ``embedtune.db``).
 StoredText = Annotated[str, AfterValidator(_storable_text)]
-
-#: Ids in paths, as long as the columns that hold them (task and batch ids, model ids).
-ShortId = Annotated[str, PathParam(max_length=64)]
-LongId = Annotated[str, PathParam(max_length=255)]

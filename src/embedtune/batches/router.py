@@ -14,7 +14,8 @@ from embedtune.batches.schemas import MAX_JSON_EXAMPLES, BatchCreate, BatchOut, 
 from embedtune.db import SessionDep
 from embedtune.errors import EmbedtuneError, Unprocessable, error_responses
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
-from embedtune.wire import ShortId, text_problem
+from embedtune.path_params import ShortId
+from embedtune.wire import text_problem
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 

@@ -13,8 +13,8 @@ from embedtune.fine_tuning import service
 from embedtune.fine_tuning.schemas import TaskCreate, TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+from embedtune.path_params import ShortId
 from embedtune.queue import Dispatcher
-from embedtune.wire import ShortId
 
 router = APIRouter(prefix="/fine-tuning", tags=["fine-tuning"])
 

@@ -15,7 +15,7 @@ from embedtune.models import service
 from embedtune.models.files import model_files
 from embedtune.models.schemas import ModelCreate, ModelOut
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
-from embedtune.wire import LongId
+from embedtune.path_params import LongId
 
 router = APIRouter(prefix="/models", tags=["models"])
 
