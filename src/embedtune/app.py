@@ -21,8 +21,9 @@ from embedtune.db import new_session
 from embedtune.deployments import service as deployments
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
+from embedtune.deployments.openai_compat import OPENAI_PATH_PREFIX, openai_error
 from embedtune.deployments.router import router as deployments_router
-from embedtune.errors import install_error_handlers
+from embedtune.errors import install_error_handlers, register_error_format
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
@@ -98,6 +99,7 @@ def create_app() -> FastAPI:
         lifespan=lifespan,
     )
     install_error_handlers(app)
+    register_error_format(OPENAI_PATH_PREFIX, openai_error)
     app.add_middleware(
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,
