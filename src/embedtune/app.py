@@ -18,6 +18,7 @@ from embedtune.config import Settings, get_settings
 from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
 from embedtune.dashboard.router import router as dashboard_router
 from embedtune.db import new_session
+from embedtune.deployments import exports
 from embedtune.deployments import service as deployments
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
@@ -79,7 +80,9 @@ def create_app() -> FastAPI:
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
         reaper = Reaper(settings, queue)
         reaper.start()
-        inference = app.state.inference = Inference.from_settings(settings)
+        inference = app.state.inference = Inference.from_settings(
+            settings, exports.encoder_opener(settings)
+        )
         deployment_loops = DeploymentLoops(settings, inference)
         deployment_loops.start()
         try:

@@ -116,8 +116,8 @@ class GraphEncoder(_Tokenized):
         dimension: int,
     ) -> None:
         super().__init__(tokenizer, max_seq_length, dimension)
-        self.backend = backend
-        self.variant = variant
+        self.backend: Backend = backend
+        self.variant: str | None = variant
         self._run = run
         self._input_names = input_names
 

@@ -83,9 +83,12 @@ def get_openai_model(
 
 
 @router.get("/deployments", response_model=DeploymentsOut)
-def get_deployments(session: SessionDep, inference: InferenceDep) -> DeploymentsOut:
-    """The blue model, the previous ones (latest first) and the models in this process."""
-    return service.get_deployments(session, inference)
+def get_deployments(
+    session: SessionDep, inference: InferenceDep, settings: SettingsDep
+) -> DeploymentsOut:
+    """The blue model, the previous ones (latest first), the models in this process, and
+    each model's serving engine and export status."""
+    return service.get_deployments(session, inference, settings)
 
 
 @router.put(

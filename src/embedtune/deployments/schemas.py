@@ -93,10 +93,32 @@ class BluePeriod(BaseModel):
     until: datetime | None
 
 
+class ModelServing(BaseModel):
+    """How a model is (or would be) served by this process."""
+
+    model_id: str
+    loaded: bool = Field(description="Whether it is in this process's memory")
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        description="The engine serving it (when loaded) or meant to serve it"
+    )
+    variant: str | None = Field(description="The exported file served; null for torch")
+    export_status: Literal["pending", "running", "ready", "failed", "not_needed"]
+    export_detail: str = Field(description="How the export went")
+    detail: str = Field(description="Why this engine serves, fallbacks included")
+    quality: dict[str, Any] | None = Field(
+        description="The quality check's figures: torch's MRR@10 and, per exported variant, "
+        "mean/min cosine with torch and MRR@10"
+    )
+
+
 class DeploymentsOut(BaseModel):
     blue: BlueOut | None = Field(description="The live model; null until one is deployed.")
     history: list[BluePeriod] = Field(description="Previous blue models, the latest first.")
     loaded: list[str] = Field(description="Models in this process's memory.")
+    models: list[ModelServing] = Field(
+        default_factory=list,
+        description="Models loaded here or exported: engine, export status and quality.",
+    )
 
 
 class BlueUpdate(BaseModel):

@@ -36,7 +36,7 @@ from embedtune import artifacts
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session, unit_of_work, utcnow
-from embedtune.deployments import repository
+from embedtune.deployments import exports, repository
 from embedtune.deployments.backends import ModelNotServable, load_sentence_transformer
 from embedtune.deployments.inference import BlueRef, Inference, LoadedModel
 from embedtune.deployments.schemas import (
@@ -181,7 +181,7 @@ def refresh_blue(inference: Inference) -> None:
 
 
 @unit_of_work
-def get_deployments(session: Session, inference: Inference) -> DeploymentsOut:
+def get_deployments(session: Session, inference: Inference, settings: Settings) -> DeploymentsOut:
     slot = repository.get_blue(session)
     periods = repository.list_history(session, HISTORY_LIMIT + 1)
     return DeploymentsOut(
@@ -192,6 +192,7 @@ def get_deployments(session: Session, inference: Inference) -> DeploymentsOut:
             if p.until is not None
         ][:HISTORY_LIMIT],
         loaded=inference.models.loaded_ids(),
+        models=exports.list_serving(session, inference, settings),
     )
 
 
@@ -248,7 +249,7 @@ def set_blue(
     (``deployment_in_progress``).
     """
     _switch(session, inference, settings, model_id, "manual")
-    return get_deployments(session, inference)
+    return get_deployments(session, inference, settings)
 
 
 @unit_of_work
@@ -259,7 +260,7 @@ def rollback(session: Session, inference: Inference, settings: Settings) -> Depl
     if previous is None:
         raise InvalidState("there is no previous blue model", code="no_previous_blue")
     _switch(session, inference, settings, previous.model_id, "rollback")
-    return get_deployments(session, inference)
+    return get_deployments(session, inference, settings)
 
 
 # --- deploy_as_blue
