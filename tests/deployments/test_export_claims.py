@@ -1,0 +1,58 @@
+"""The export row: created once however many processes race, claimed by one of them, and
+finished only by the one that holds it."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from conftest import both_databases
+from embedtune.db import new_session, utcnow
+from embedtune.deployments import repository
+from embedtune.migrations import upgrade_database
+from embedtune.models import service as models
+
+MODEL = models.BUNDLED_MODEL_ID
+
+
+@both_databases
+def test_an_export_is_created_once_claimed_by_one_process_and_finished_by_it(
+    settings_env: dict[str, str],
+) -> None:
+    upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
+    with new_session(writer=True) as session:
+        models.register_bundled_model(session)
+    stale_before = utcnow() - timedelta(minutes=10)
+
+    with new_session(writer=True) as session:
+        repository.insert_pending_export(session, MODEL, "not_needed")
+        repository.insert_pending_export(session, MODEL)  # a second process: no error
+        repository.reopen_unneeded_exports(session)
+        session.commit()
+        first = repository.claim_export(session, MODEL, "host:1", stale_before)
+        second = repository.claim_export(session, MODEL, "host:2", stale_before)
+        lost = repository.finish_export(session, MODEL, "host:2", "ready", "", None, None)
+        won = repository.finish_export(session, MODEL, "host:1", "ready", "done", "/x", {})
+        session.commit()
+        row = repository.get_export(session, MODEL)
+
+    assert (first, second, lost, won) == (True, False, False, True)
+    assert row is not None and (row.status, row.detail, row.claimed_by) == ("ready", "done", None)
+
+
+@both_databases
+def test_an_export_abandoned_by_a_dead_process_is_taken_over(
+    settings_env: dict[str, str],
+) -> None:
+    upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
+    with new_session(writer=True) as session:
+        models.register_bundled_model(session)
+        repository.insert_pending_export(session, MODEL)
+        session.commit()
+        assert repository.claim_export(session, MODEL, "dead:1", utcnow() - timedelta(minutes=10))
+        session.commit()
+
+        fresh = repository.claim_export(session, MODEL, "host:2", utcnow() - timedelta(minutes=10))
+        later = repository.claim_export(session, MODEL, "host:2", utcnow() + timedelta(seconds=1))
+        session.commit()
+
+    assert (fresh, later) == (False, True)
