@@ -76,7 +76,7 @@ class Settings(BaseSettings):
     export_min_cosine: float = Field(default=0.99, gt=0, le=1)
     export_max_mrr_drop: float = Field(default=0.005, ge=0)
     #: How many held-out pairs the check encodes (at most).
-    export_check_pairs: int = Field(default=100, ge=10)
+    export_check_pairs: int = Field(default=200, ge=10)
     #: How often each API process looks for models to export.
     export_interval: float = Field(default=2.0, gt=0)
     #: How often each API process checks the database for a new blue model.

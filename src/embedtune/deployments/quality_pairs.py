@@ -39,7 +39,7 @@ def _pair(doc: object) -> Example | None:
 
 
 @cache
-def standard_library_pairs(limit: int = 100) -> tuple[Example, ...]:
+def standard_library_pairs(limit: int = 200) -> tuple[Example, ...]:
     """Up to ``limit`` pairs, distinct in query and document, in a fixed order."""
     pairs: dict[str, Example] = {}
     documents: set[str] = set()
