@@ -8,6 +8,7 @@ pooling, dense layers, normalization), so they only need the model's tokenizer a
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Literal, Protocol
@@ -62,6 +63,9 @@ class _Tokenized:
 
     def __init__(self, tokenizer: Any, max_seq_length: int | None, dimension: int) -> None:
         self.tokenizer = tokenizer
+        # Requests decode token ids on the event loop while the batcher thread tokenizes: a
+        # fast tokenizer must not be used by two threads at once ("Already borrowed").
+        self._decoder = copy.deepcopy(tokenizer)
         self.max_seq_length = max_seq_length
         self.dimension = dimension
         self.vocab_size = len(tokenizer)
@@ -78,7 +82,7 @@ class _Tokenized:
         return [len(ids) for ids in encoded["input_ids"]]
 
     def decode(self, ids: list[int]) -> str:
-        text: str = self.tokenizer.decode(ids, skip_special_tokens=True)
+        text: str = self._decoder.decode(ids, skip_special_tokens=True)
         return text
 
 

@@ -205,14 +205,19 @@ def _reload_changed(inference: Inference, settings: Settings) -> None:
 def export_pass(settings: Settings, inference: Inference) -> None:
     """One pass of the export loop (see the module docstring)."""
     needed = serving_backend(settings) != "torch"
-    with new_session(writer=True) as session:
-        for model_id in _wanted(session, inference):
-            if models_repository.get(session, model_id) is not None:
+    with new_session() as session:
+        rows = {row.model_id: row.status for row in repository.list_exports(session)}
+        missing = [m for m in _wanted(session, inference) if m not in rows]
+        missing = [m for m in missing if models_repository.get(session, m) is not None]
+    reopen = needed and "not_needed" in rows.values()
+    if missing or reopen:  # a write only when something changes
+        with new_session(writer=True) as session:
+            for model_id in missing:
                 status = "pending" if needed else "not_needed"
                 repository.insert_pending_export(session, model_id, status)
-        if needed:
-            repository.reopen_unneeded_exports(session)
-        session.commit()
+            if reopen:
+                repository.reopen_unneeded_exports(session)
+            session.commit()
     if not needed:
         return
     worker = f"{socket.gethostname()}:{os.getpid()}"
