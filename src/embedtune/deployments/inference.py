@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
+from embedtune import telemetry
 from embedtune.config import Settings
 from embedtune.deployments.backends import Encoder, TorchEncoder, load_sentence_transformer
 
@@ -96,6 +97,7 @@ class LoadedModel:
         The future raises InputTooLong, or whatever the encoding raised.
         """
         job = _Job(texts)
+        telemetry.observe_embedding_request(len(texts))
         with self._lock:
             if self._closed:
                 raise ModelUnloaded(self.model_id)
@@ -131,6 +133,7 @@ class LoadedModel:
                     break
                 group.append(job)
                 count += len(job.texts)
+            telemetry.observe_encode_batch(count)
             self._encode_isolated(group)
 
     def _encode_isolated(self, group: list[_Job]) -> None:
