@@ -3,9 +3,7 @@ quality check falls back and says so; an export is made once and survives a rest
 
 from __future__ import annotations
 
-import io
 import shutil
-import tarfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -173,27 +171,3 @@ def test_an_export_is_made_once_and_survives_a_restart(
     assert (entry["backend"], entry["variant"]) == ("onnx", "onnx/model_qint8.onnx")
     assert manifest.stat().st_mtime_ns == written
     assert get_model_path().joinpath("onnx").exists() is False  # the package stays untouched
-
-
-def test_a_stored_models_export_lies_in_its_directory_and_is_part_of_its_download(
-    start_app: Callable[..., TestClient], settings_env: dict[str, str], bundled_export: Path
-) -> None:
-    stored = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / "models" / "stored-minilm"
-    shutil.copytree(get_model_path(), stored)
-    for folder in ("onnx", "openvino"):  # as the export loop leaves them
-        shutil.copytree(bundled_export / folder, stored / folder)
-    client = start_app(with_export=False, EMBEDTUNE_INFERENCE_BACKEND="onnx")
-    body = {"id": "stored-minilm", "name": "stored", "path": str(stored)}
-    assert client.post("/models", json=body).status_code == 201
-    served = client.post("/v1/embeddings", json={"input": "red tent", "model": "stored-minilm"})
-    assert served.status_code == 200, served.text
-
-    entry = _serving(client, "stored-minilm")
-    download = client.get("/models/stored-minilm/download")
-
-    assert entry["export_status"] == "ready"
-    assert entry["export_detail"].startswith("a finished export was found and reused")
-    with tarfile.open(fileobj=io.BytesIO(download.content), mode="r:gz") as archive:
-        names = {Path(name).as_posix() for name in archive.getnames()}
-    assert any(name.endswith("onnx/model_qint8.onnx") for name in names), sorted(names)
-    assert any(name.endswith("openvino/openvino_model.xml") for name in names)

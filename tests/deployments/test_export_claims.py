@@ -4,8 +4,10 @@ finished only by the one that holds it."""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 from conftest import both_databases
+from embedtune import artifacts
 from embedtune.db import new_session, utcnow
 from embedtune.deployments import repository
 from embedtune.migrations import upgrade_database
@@ -56,3 +58,14 @@ def test_an_export_abandoned_by_a_dead_process_is_taken_over(
         session.commit()
 
     assert (fresh, later) == (False, True)
+
+
+def test_a_stored_models_exports_go_into_its_directory_so_its_download_has_them(
+    settings_env: dict[str, str], tmp_path: Path
+) -> None:
+    store = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve()
+    stored = store / "models" / "tuned-1"
+    elsewhere = tmp_path / "registered-from-a-path"
+
+    assert artifacts.export_root("tuned-1", stored) == stored
+    assert artifacts.export_root("other", elsewhere) == store / "exports" / "other"
