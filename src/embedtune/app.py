@@ -27,12 +27,18 @@ from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
+from embedtune.fine_tuning.stream import EventHub
+from embedtune.fine_tuning.stream_router import router as stream_router
 from embedtune.limits import BodySizeLimit
 from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
 from embedtune.models.router import router as models_router
 from embedtune.queue import build_broker
+from embedtune.webhooks.delivery import Deliverer
+from embedtune.webhooks.router import router as webhooks_router
+from embedtune.workers.presence import Presence
+from embedtune.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
 
@@ -63,7 +69,9 @@ def create_app() -> FastAPI:
         broker = build_broker(settings)
         queue = FineTuningQueue(broker, settings)
         app.state.dispatcher = queue
+        app.state.event_hub = event_hub = EventHub(settings.stream_poll_interval)
         worker = None
+        worker_side: list[Presence | Deliverer] = []
         if settings.broker_kind == "embedded":
             worker = dramatiq.Worker(
                 broker,
@@ -76,6 +84,12 @@ def create_app() -> FastAPI:
             with new_session(writer=True) as session:
                 resent = fine_tuning.redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
+            worker_side = [
+                Presence(settings, settings.embedded_worker_threads),
+                Deliverer(settings),
+            ]
+            for part in worker_side:
+                part.start()
         reaper = Reaper(settings, queue)
         reaper.start()
         inference = app.state.inference = Inference.from_settings(settings)
@@ -86,6 +100,9 @@ def create_app() -> FastAPI:
         finally:
             deployment_loops.stop()
             reaper.stop()
+            await event_hub.close()
+            for part in worker_side:
+                await run_in_threadpool(part.stop)
             if worker is not None:
                 await run_in_threadpool(worker.stop, WORKER_STOP_TIMEOUT_MS)
             broker.close()
@@ -116,6 +133,9 @@ def create_app() -> FastAPI:
     app.include_router(deployments_router)
     app.include_router(dashboard_router)
     app.include_router(metrics_router)
+    app.include_router(stream_router)
+    app.include_router(webhooks_router)
+    app.include_router(workers_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:
