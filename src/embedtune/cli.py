@@ -28,7 +28,7 @@ from embedtune.config import get_settings
 from embedtune.db import new_session
 from embedtune.deployments.schemas import EmbeddingsResponse
 from embedtune.errors import EmbedtuneError
-from embedtune.fine_tuning.schemas import TaskOut
+from embedtune.fine_tuning.schemas import TaskEventOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.migrations import upgrade_database
 from embedtune.models.schemas import ModelOut
@@ -445,10 +445,16 @@ def task_follow(
 
 
 def _progress_detail(task: TaskOut) -> str:
+    parts = [task.status.value]
+    if task.queue_position is not None:
+        parts.append(f"#{task.queue_position} in queue")
+    if task.estimated_start_at is not None:
+        parts.append(f"starts ~{task.estimated_start_at:%H:%M:%S}")
+    if task.estimated_finish_at is not None:
+        parts.append(f"ends ~{task.estimated_finish_at:%H:%M:%S}")
     training = task.training
     if training is None:
-        return task.status.value
-    parts = [task.status.value]
+        return " · ".join(parts)
     if training.step is not None:
         parts.append(
             f"step {training.step}" + (f"/{training.total_steps}" if training.total_steps else "")
@@ -456,6 +462,20 @@ def _progress_detail(task: TaskOut) -> str:
     if training.loss is not None:
         parts.append(f"loss {training.loss:.4f}")
     return " · ".join(parts)
+
+
+@task_app.command("events")
+def task_events(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
+    """A task's history, oldest first: state changes, progress, evaluations, checkpoints."""
+
+    def table(events: list[TaskEventOut]) -> None:
+        rows = _table("ID", "AT", "KIND", "DETAIL")
+        for event in events:
+            detail = json.dumps(event.detail, separators=(",", ":"))
+            rows.add_row(str(event.id), _when(event.created_at), event.kind, detail)
+        _print(rows, "no events")
+
+    _show(ctx, api.list_task_events(task_id), as_json, table)
 
 
 def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) -> NoReturn:

@@ -34,6 +34,16 @@ from embedtune.deployments.schemas import DeploymentsOut, EmbeddingsResponse
 from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import FINISHED
 from embedtune.models.schemas import ModelOut
+from embedtune.sse_client import (
+    QueueUpdate,
+    StreamEvent,
+    TaskEvent,
+    async_events,
+    sync_events,
+    task_stream_path,
+)
+
+__all__ = ["AsyncClient", "Client", "QueueUpdate", "StreamEvent", "TaskEvent"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 60.0
@@ -324,6 +334,11 @@ def _base_url(base_url: str | None) -> str:
     return (base_url or os.environ.get("EMBEDTUNE_URL") or DEFAULT_URL).rstrip("/")
 
 
+def _no_stream_route(exc: EmbedtuneAPIError) -> bool:
+    """A 404 of the route itself (a server older than streams), not of the task."""
+    return exc.status in (404, 405) and exc.code != "task_not_found"
+
+
 def _api_key(api_key: str | None) -> str | None:
     return api_key or os.environ.get("EMBEDTUNE_API_KEY") or None
 
@@ -385,13 +400,36 @@ class Tasks(_SyncResource):
         Raises ``TaskWaitTimeout`` when ``timeout`` seconds pass first.
         """
         watch = _Watch(timeout)
-        while True:
+        task = self.get(task_id)
+        if watch.changed(task):
+            yield task
+        if watch.finished(task):
+            return
+        try:
+            for _ in self.stream(task_id):  # each event: read the task it changed
+                task = self.get(task_id)
+                if watch.changed(task):
+                    yield task
+                if watch.finished(task):
+                    return
+        except EmbedtuneAPIError as exc:
+            if not _no_stream_route(exc):
+                raise
+        while True:  # a server without streams (or one that ended it early): poll
             task = self.get(task_id)
             if watch.changed(task):
                 yield task
             if watch.finished(task):
                 return
             time.sleep(poll_interval)
+
+    def stream(self, task_id: str, *, last_event_id: int | None = None) -> Iterator[StreamEvent]:
+        """The task's events as they happen (after ``last_event_id``, else all of them):
+        ``TaskEvent`` for stored events, ``QueueUpdate`` for its place in the queue. Ends
+        after the terminal event; reconnects with ``Last-Event-ID`` if the connection drops.
+        """
+        path = task_stream_path(task_id)
+        yield from sync_events(self._client._http, path, last_event_id, _error_from)
 
     def wait(
         self, task_id: str, timeout: float | None = None, *, poll_interval: float = 1.0
@@ -567,6 +605,21 @@ class AsyncTasks(_AsyncResource):
         Raises ``TaskWaitTimeout`` when ``timeout`` seconds pass first.
         """
         watch = _Watch(timeout)
+        task = await self.get(task_id)
+        if watch.changed(task):
+            yield task
+        if watch.finished(task):
+            return
+        try:
+            async for _ in self.stream(task_id):
+                task = await self.get(task_id)
+                if watch.changed(task):
+                    yield task
+                if watch.finished(task):
+                    return
+        except EmbedtuneAPIError as exc:
+            if not _no_stream_route(exc):
+                raise
         while True:
             task = await self.get(task_id)
             if watch.changed(task):
@@ -574,6 +627,14 @@ class AsyncTasks(_AsyncResource):
             if watch.finished(task):
                 return
             await asyncio.sleep(poll_interval)
+
+    async def stream(
+        self, task_id: str, *, last_event_id: int | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """The asynchronous twin of ``Tasks.stream``."""
+        path = task_stream_path(task_id)
+        async for event in async_events(self._client._http, path, last_event_id, _error_from):
+            yield event
 
     async def wait(
         self, task_id: str, timeout: float | None = None, *, poll_interval: float = 1.0
