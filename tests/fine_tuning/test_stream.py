@@ -119,7 +119,7 @@ def second_api(settings_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
         [str(EMBEDTUNE), "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
     )
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while True:
         assert process.poll() is None, log.read_text()
         try:
@@ -151,3 +151,29 @@ def test_cancel_received_by_one_api_process_reaches_a_stream_served_by_another(
     kinds = [e.kind for e in seen if e.kind in STATE_CHANGES]
     assert kinds == ["created", "claimed", "canceled"]
     assert seen[-1].status == "canceled"
+
+
+def test_all_tasks_stream_replays_after_last_event_id_and_filters_by_task(
+    live_server: LiveServer, live_model: str, live_batch: str
+) -> None:
+    with live_server.client() as client:
+        first = client.tasks.create(live_model, batch_id=live_batch, metadata=script())
+        second = client.tasks.create(live_model, batch_id=live_batch, metadata=script())
+        *_, done = client.tasks.stream(second.id)
+        history = client.tasks.events(second.id)
+    wanted = [event.id for event in history[1:]]
+    received: list[int] = []
+    url = f"{live_server.url}/events/stream"
+    params = {"task_id": second.id}
+    headers = {"Last-Event-ID": str(history[0].id)}
+    with httpx.stream("GET", url, params=params, headers=headers, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                received.append(int(line[3:]))
+            if len(received) == len(wanted):
+                break
+    assert received == wanted
+    assert first.id != second.id and done.kind == "completed"
+    bad = httpx.get(url, headers={"Last-Event-ID": "soon"})
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"

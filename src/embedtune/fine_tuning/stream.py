@@ -174,7 +174,10 @@ async def task_stream(
 ) -> AsyncIterator[ServerSentEvent]:
     """The events of one task after ``last_event_id`` (all without it), then live ones;
     ends after a terminal event (completed, failed, canceled)."""
-    subscription = await hub.subscribe(lambda data: data["task_id"] == task_id)
+    # Other tasks' claims and cancels are read too: they move this one up the queue.
+    subscription = await hub.subscribe(
+        lambda data: data["task_id"] == task_id or data["kind"] in _QUEUE_MOVES
+    )
     try:
         sent = last_event_id or 0
         status: str | None = None
@@ -192,21 +195,27 @@ async def task_stream(
             s.value for s in (TaskStatus.completed, TaskStatus.failed, TaskStatus.canceled)
         }:
             return
+        pending = status in (None, TaskStatus.pending.value)
         queue_moved = True
         while True:
-            if queue_moved:
+            if queue_moved and pending:
                 estimate = await run_in_threadpool(_estimate_now, task_id, settings)
                 if estimate is not None:
                     yield _queue_event(estimate)
-                queue_moved = False
+            queue_moved = False
             data = await subscription.queue.get()
+            if data["task_id"] != task_id:
+                queue_moved = True
+                continue
             if data["id"] <= sent:
                 continue  # already replayed
             yield _sse(data)
             sent = data["id"]
             if EventKind(data["kind"]) in TERMINAL_EVENTS:
                 return
-            queue_moved = data["status"] == TaskStatus.pending.value
+            pending = (data["status"] or status) == TaskStatus.pending.value
+            status = data["status"] or status
+            queue_moved = True
     finally:
         hub.unsubscribe(subscription)
 
