@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from embedtune import artifacts
+from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session
@@ -64,6 +64,7 @@ class TaskReport:
         self._abort_requested = abort_requested
         self._work_dir = artifacts.task_work_dir(task.id)
         self._journal = ProgressJournal()
+        self._steps = telemetry.StepTimer()
         self._lost = threading.Event()
         self._done = threading.Event()
         self._monitor = threading.Thread(
@@ -97,6 +98,7 @@ class TaskReport:
             "loss": loss,
             "learning_rate": learning_rate,
         }
+        self._steps.step(step)
         position = {key: value for key, value in state.items() if value is not None}
         self._journal.progress(fraction, position)
 
