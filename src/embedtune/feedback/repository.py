@@ -126,8 +126,9 @@ def add_click(
         _insert(session, _click)
         .values(session_pk=session_pk, document_id=document_id, rank=rank, created_at=now)
         .on_conflict_do_nothing(index_elements=["session_pk", "document_id"])
+        .returning(_click.c.rank)
     )
-    if session.execute(statement).rowcount == 0:  # type: ignore[attr-defined]
+    if session.execute(statement).first() is None:
         return False
     first, last = _session.c.first_click_rank, _session.c.last_click_rank
     session.execute(
@@ -224,8 +225,9 @@ def claim_release(session: Session, release_id: str, now: datetime) -> bool:
         _insert(session, _release)
         .values(id=release_id, created_at=now)
         .on_conflict_do_nothing(index_elements=["id"])
+        .returning(_release.c.id)
     )
-    return bool(session.execute(statement).rowcount)  # type: ignore[attr-defined]
+    return session.execute(statement).first() is not None
 
 
 def release_batch_id(session: Session, release_id: str) -> str | None:
