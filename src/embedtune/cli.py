@@ -24,6 +24,7 @@ from typer.core import TyperGroup
 from embedtune import client as api
 from embedtune.auth import service as auth
 from embedtune.batches.schemas import BatchOut
+from embedtune.cli_feedback import feedback_app
 from embedtune.config import get_settings
 from embedtune.db import new_session
 from embedtune.deployments.schemas import EmbeddingsResponse
@@ -74,6 +75,7 @@ app.add_typer(batch_app, name="batch")
 app.add_typer(model_app, name="model")
 app.add_typer(task_app, name="task")
 app.add_typer(keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 OffsetOption = Annotated[int, typer.Option(min=0, help="Items to skip.")]
