@@ -590,6 +590,7 @@ async function route() {
     else if (section === "batches") stopPolling = await batchesView(root);
     else if (section === "models") stopPolling = await modelsView(root);
     else if (section === "deployments") stopPolling = await deploymentsView(root);
+    else if (section === "feedback") stopPolling = await feedbackView(root);
     else stopPolling = await tasksView(root, params);
   } catch (error) {
     fill(root, h("p", { class: "error-box" }, error.message));
