@@ -89,9 +89,15 @@ def upsert_documents(session: Session, texts: dict[str, str], now: datetime) -> 
     session.execute(statement, rows)
 
 
-def insert_results(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(_result.insert(), rows)
+def insert_results(session: Session, rows: list[tuple[int, int, str]]) -> None:
+    """``(session_pk, rank, document_id)`` rows, the bulk of every upload: handed to the
+    driver's ``executemany`` as they are (no per-row parameter processing)."""
+    if not rows:
+        return
+    connection = session.connection()
+    marks = ", ".join(["?" if connection.dialect.paramstyle == "qmark" else "%s"] * 3)
+    columns = "session_pk, rank, document_id"
+    connection.exec_driver_sql(f"INSERT INTO feedback_result ({columns}) VALUES ({marks})", rows)
 
 
 def insert_clicks(session: Session, rows: list[dict[str, Any]]) -> None:

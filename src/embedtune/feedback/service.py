@@ -73,7 +73,9 @@ def _created_at(body: SessionIn, now: datetime) -> datetime:
 
 
 def _fingerprint(body: SessionIn) -> str:
-    return hashlib.sha256(_compact(body.model_dump(mode="json")).encode()).hexdigest()
+    # Fields in model order; metadata with sorted keys, so its key order does not matter.
+    canonical = body.model_dump_json(exclude={"metadata"}) + _compact(body.metadata)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _reused(session_id: str) -> Unprocessable:
@@ -110,11 +112,13 @@ class _Chunk:
 
     items: list[tuple[int, SessionIn]]
     outcome: dict[int, str | Unprocessable] = field(default_factory=dict)
+    #: The arrival time of the chunk's sessions.
+    now: datetime = field(default_factory=utcnow)
 
 
 def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
     """Stores the chunk's new sessions; ``seen`` holds the document ids known so far."""
-    now = utcnow()
+    now = chunk.now
     checked: list[tuple[int, SessionIn, str]] = []
     for line, body in chunk.items:
         try:
@@ -154,12 +158,13 @@ def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
 
 def _store_details(session: Session, stored: list[tuple[int, SessionIn]], now: datetime) -> None:
     texts: dict[str, str] = {}
-    results, clicks = [], []
+    results: list[tuple[int, int, str]] = []
+    clicks: list[dict[str, Any]] = []
     for pk, body in stored:
         ranks: dict[str, int] = {}
         for rank, result in enumerate(body.results, start=1):
             ranks[result.id] = rank
-            results.append({"session_pk": pk, "rank": rank, "document_id": result.id})
+            results.append((pk, rank, result.id))
             if result.text is not None:
                 texts[result.id] = result.text
         created_at = _created_at(body, now)
@@ -183,7 +188,21 @@ def create_session(session: Session, body: SessionIn) -> tuple[SessionOut, bool]
     if isinstance(outcome, Unprocessable):
         raise outcome
     session.commit()
-    return get_session(session, body.session_id), outcome == _ACCEPTED
+    if outcome == _DUPLICATE:
+        return get_session(session, body.session_id), False
+    # Answered as stored, without reading it back.
+    return SessionOut(
+        session_id=body.session_id,
+        query=body.query,
+        results=[ResultOut(id=r.id, rank=rank) for rank, r in enumerate(body.results, start=1)],
+        clicks=list(dict.fromkeys(body.clicks)),
+        irrelevant=False,
+        user_id=body.user_id,
+        created_at=_created_at(body, chunk.now),
+        received_at=chunk.now,
+        metadata=body.metadata,
+        release_id=None,
+    ), True
 
 
 def _lines(file: Iterable[bytes]) -> Iterator[tuple[int, SessionIn | str]]:
