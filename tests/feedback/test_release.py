@@ -179,3 +179,17 @@ def test_concurrent_sessions_and_releases_lose_none_and_use_none_twice(
         assert service.summary(session).sessions == 0
     everyone = [f"w{w}-{i}" for w in range(writers) for i in range(per_writer)]
     assert sorted(queries) == sorted(everyone)
+
+
+def test_a_plugin_that_needs_no_batch_releases_no_feedback(
+    app_client: TestClient, tmp_path: Path
+) -> None:
+    directory = tmp_path / "batchless"
+    directory.mkdir()
+    (directory / "model.txt").write_text("base\n")
+    model = {"id": "batchless", "name": "b", "path": str(directory), "plugin": "batchless"}
+    assert app_client.post("/models", json=model).status_code == 201
+    post_session(app_client, session_body("s1", "q", ["a"], ["a"]))
+    created = app_client.post("/fine-tuning/task", json={"embedding_model_id": "batchless"})
+    assert (created.status_code, created.json()["batch_id"]) == (201, None)
+    assert app_client.get("/feedback").json()["sessions"] == 1

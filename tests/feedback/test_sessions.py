@@ -39,6 +39,7 @@ def test_a_session_is_stored_once_and_a_replay_with_another_body_is_refused(
         ({"results": [{"id": "a", "text": "x"}, {"id": "a", "text": "y"}]}, "duplicate_result"),
         ({"results": [{"id": "never-seen"}]}, "document_text_required"),
         ({"query": "nul \x00 inside"}, "validation_error"),
+        ({"metadata": {"nested": ["nul \x00"]}}, "validation_error"),
         ({"session_id": ""}, "validation_error"),
         ({"unknown_field": 1}, "validation_error"),
     ],
@@ -49,6 +50,11 @@ def test_bad_sessions_are_422_and_store_nothing(
     body = {**session_body("bad", "query", ["a"]), **change}
     assert post_session(app_client, body, status=422)["code"] == code
     assert app_client.get("/feedback/sessions").headers["x-total-count"] == "0"
+
+
+def test_a_text_that_spells_a_nul_escape_is_stored(app_client: TestClient) -> None:
+    body = session_body("s1", r"what does \u0000 mean", ["a"], metadata={"k": r"\u0000"})
+    assert post_session(app_client, body)["query"] == r"what does \u0000 mean"
 
 
 def test_a_known_document_needs_no_text_and_a_later_click_is_recorded_once(

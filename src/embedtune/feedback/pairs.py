@@ -59,11 +59,11 @@ def build_pairs(
     pairs: dict[tuple[str, str], Pair] = {}
     for shown in sessions:
         last_click = max(rank for rank, doc in shown.shown.items() if doc in shown.clicked)
-        never_negative = clicked_for_query.get(shown.query_key, set()) | shown.clicked
+        clicked_elsewhere = clicked_for_query.get(shown.query_key, set())
         skipped = {
             doc: rank
             for rank, doc in shown.shown.items()
-            if rank < last_click and doc not in never_negative
+            if rank < last_click and doc not in shown.clicked and doc not in clicked_elsewhere
         }
         for doc in sorted(shown.clicked):
             pair = pairs.setdefault(

@@ -11,6 +11,7 @@ from sqlalchemy import Row, Table, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from embedtune.db import UTCDateTime
 from embedtune.feedback.tables import (
     FeedbackClick,
     FeedbackDocument,
@@ -74,35 +75,55 @@ def insert_sessions(session: Session, rows: list[dict[str, Any]]) -> dict[str, i
     return {row.session_id: row.pk for row in session.execute(statement, rows)}
 
 
-def upsert_documents(session: Session, texts: dict[str, str], now: datetime) -> None:
-    """Stores each text under its id, replacing an older text. Ids go in sorted order, so
-    concurrent writers lock shared documents in the same order (no deadlock)."""
-    if not texts:
-        return
-    statement = _insert(session, _document)
-    statement = statement.on_conflict_do_update(
-        index_elements=["id"],
-        set_={"text": statement.excluded.text, "updated_at": statement.excluded.updated_at},
-        where=_document.c.text != statement.excluded.text,
-    )
-    rows = [{"id": key, "text": texts[key], "updated_at": now} for key in sorted(texts)]
-    session.execute(statement, rows)
-
-
-def insert_results(session: Session, rows: list[tuple[int, int, str]]) -> None:
-    """``(session_pk, rank, document_id)`` rows, the bulk of every upload: handed to the
-    driver's ``executemany`` as they are (no per-row parameter processing)."""
+def _driver_rows(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
+    """Hands ``rows`` to the driver's ``executemany`` as they are: no per-row parameter
+    processing, for the bulk of every upload. ``sql`` marks parameters with ``?``."""
     if not rows:
         return
     connection = session.connection()
-    marks = ", ".join(["?" if connection.dialect.paramstyle == "qmark" else "%s"] * 3)
-    columns = "session_pk, rank, document_id"
-    connection.exec_driver_sql(f"INSERT INTO feedback_result ({columns}) VALUES ({marks})", rows)
+    if connection.dialect.paramstyle != "qmark":
+        sql = sql.replace("?", "%s")
+    connection.exec_driver_sql(sql, rows)
 
 
-def insert_clicks(session: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(_click.insert(), rows)
+def _driver_time(session: Session, moment: datetime) -> Any:
+    """``moment`` as ``UTCDateTime`` binds it (SQLite: its text form), for ``_driver_rows``."""
+    dialect = session.get_bind().dialect
+    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
+    return moment if process is None else process(moment)
+
+
+_UPSERT_DOCUMENTS = (
+    "INSERT INTO feedback_document (id, text, updated_at) VALUES (?, ?, ?) "
+    "ON CONFLICT (id) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at "
+    "WHERE feedback_document.text <> excluded.text"
+)
+
+
+def upsert_documents(session: Session, texts: dict[str, str], now: datetime) -> None:
+    """Stores each text under its id, replacing an older text. Ids go in sorted order, so
+    concurrent writers lock shared documents in the same order (no deadlock)."""
+    stamp = _driver_time(session, now)
+    _driver_rows(session, _UPSERT_DOCUMENTS, [(key, texts[key], stamp) for key in sorted(texts)])
+
+
+def insert_results(session: Session, rows: list[tuple[int, int, str]]) -> None:
+    """``(session_pk, rank, document_id)`` rows."""
+    sql = "INSERT INTO feedback_result (session_pk, rank, document_id) VALUES (?, ?, ?)"
+    _driver_rows(session, sql, rows)
+
+
+def insert_clicks(session: Session, rows: list[tuple[int, str, int, datetime]]) -> None:
+    """``(session_pk, document_id, rank, created_at)`` rows."""
+    times: dict[datetime, Any] = {}
+    converted = [
+        (pk, doc, rank, times.get(at) or times.setdefault(at, _driver_time(session, at)))
+        for pk, doc, rank, at in rows
+    ]
+    sql = (
+        "INSERT INTO feedback_click (session_pk, document_id, rank, created_at) VALUES (?, ?, ?, ?)"
+    )
+    _driver_rows(session, sql, converted)
 
 
 def lock_session(session: Session, session_id: str) -> Row[Any, Any] | None:

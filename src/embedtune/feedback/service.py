@@ -45,8 +45,9 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def _check_rules(body: SessionIn) -> None:
-    """The rules a session must keep besides its shape; raises Unprocessable."""
+def _check_rules(body: SessionIn) -> str:
+    """The rules a session must keep besides its shape; returns the body's fingerprint
+    (SHA-256 of its canonical JSON). Raises Unprocessable."""
     ids = [result.id for result in body.results]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
@@ -56,13 +57,31 @@ def _check_rules(body: SessionIn) -> None:
             f"clicks name result(s) not shown: {', '.join(map(repr, unknown))}",
             code="unknown_result",
         )
-    texts = [body.session_id, body.query, body.user_id or "", *ids]
-    texts += [result.text or "" for result in body.results]
-    metadata = _compact(body.metadata) if body.metadata is not None else ""
-    if any("\x00" in text for text in texts) or "\\u0000" in metadata:
-        raise Unprocessable("text must not contain NUL characters", code="validation_error")
+    metadata = "" if body.metadata is None else _compact(body.metadata)
     if len(metadata.encode()) > MAX_METADATA_BYTES:
         raise Unprocessable("metadata exceeds 16 KiB as compact JSON", code="metadata_too_large")
+    # Fields in model order, metadata keys sorted. JSON writes a NUL as \u0000.
+    canonical = body.model_dump_json(exclude={"metadata"}) + metadata
+    if "\\u0000" in canonical and _holds_nul(body):
+        raise Unprocessable("text must not contain NUL characters", code="validation_error")
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _strings(value: Any) -> Iterator[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            yield key
+            yield from _strings(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _strings(item)
+
+
+def _holds_nul(body: SessionIn) -> bool:
+    """Whether a text of ``body`` holds NUL (which PostgreSQL cannot store)."""
+    return any("\x00" in text for text in _strings(body.model_dump()))
 
 
 def _created_at(body: SessionIn, now: datetime) -> datetime:
@@ -70,12 +89,6 @@ def _created_at(body: SessionIn, now: datetime) -> datetime:
         return now
     # A time without a zone is taken as UTC.
     return body.created_at if body.created_at.tzinfo else body.created_at.replace(tzinfo=UTC)
-
-
-def _fingerprint(body: SessionIn) -> str:
-    # Fields in model order; metadata with sorted keys, so its key order does not matter.
-    canonical = body.model_dump_json(exclude={"metadata"}) + _compact(body.metadata)
-    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 def _reused(session_id: str) -> Unprocessable:
@@ -122,11 +135,9 @@ def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
     checked: list[tuple[int, SessionIn, str]] = []
     for line, body in chunk.items:
         try:
-            _check_rules(body)
+            checked.append((line, body, _check_rules(body)))
         except Unprocessable as exc:
             chunk.outcome[line] = exc
-            continue
-        checked.append((line, body, _fingerprint(body)))
     stored = repository.fingerprints(session, [body.session_id for _, body, _ in checked])
     textless = {r.id for _, body, _ in checked for r in body.results if r.text is None} - seen
     seen |= repository.known_documents(session, sorted(textless)) if textless else set()
@@ -159,7 +170,7 @@ def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
 def _store_details(session: Session, stored: list[tuple[int, SessionIn]], now: datetime) -> None:
     texts: dict[str, str] = {}
     results: list[tuple[int, int, str]] = []
-    clicks: list[dict[str, Any]] = []
+    clicks: list[tuple[int, str, int, datetime]] = []
     for pk, body in stored:
         ranks: dict[str, int] = {}
         for rank, result in enumerate(body.results, start=1):
@@ -168,10 +179,7 @@ def _store_details(session: Session, stored: list[tuple[int, SessionIn]], now: d
             if result.text is not None:
                 texts[result.id] = result.text
         created_at = _created_at(body, now)
-        clicks += [
-            {"session_pk": pk, "document_id": doc, "rank": ranks[doc], "created_at": created_at}
-            for doc in dict.fromkeys(body.clicks)
-        ]
+        clicks += [(pk, doc, ranks[doc], created_at) for doc in dict.fromkeys(body.clicks)]
     repository.upsert_documents(session, texts, now)
     repository.insert_results(session, results)
     repository.insert_clicks(session, clicks)
@@ -358,15 +366,15 @@ def _examples(session: Session, release_id: str) -> Iterator[dict[str, str]]:
         ),
         clicked_for_query,
     )
-    negatives = {pair.document_id: pair.hard_negative() for pair in pairs}
-    wanted = {pair.document_id for pair in pairs} | {n for n in negatives.values() if n}
+    negatives = [pair.hard_negative() for pair in pairs]
+    wanted = {pair.document_id for pair in pairs} | {n for n in negatives if n is not None}
     texts = repository.document_texts(session, sorted(wanted))
-    for pair in pairs:
+    for pair, negative_id in zip(pairs, negatives, strict=True):
         positive = texts.get(pair.document_id)
         if positive is None:
             continue
         example = {"query": pair.query, "positive": positive}
-        negative = texts.get(pair.hard_negative() or "")
+        negative = texts.get(negative_id or "")
         if negative is not None and negative != positive:
             example["negative"] = negative
         yield example

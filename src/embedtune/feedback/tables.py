@@ -47,7 +47,7 @@ class FeedbackSession(Base):
     user_id: Mapped[str | None] = mapped_column(String(255))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     received_at: Mapped[datetime] = mapped_column(UTCDateTime)
-    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON)
+    metadata_: Mapped[dict[str, Any] | None] = mapped_column("metadata", JSON(none_as_null=True))
     #: SHA-256 of the body as first sent: a replay with another body is refused.
     fingerprint: Mapped[str] = mapped_column(String(64))
     num_results: Mapped[int] = mapped_column(SmallInteger)
