@@ -1,7 +1,12 @@
-"""``embedtune feedback``: send search sessions, see what is collected, release it."""
+"""``embedtune feedback upload|summary|release``: search sessions and their release.
+
+Registered on ``embedtune.cli``; the output helpers are that module's, imported when a
+command runs (``--json``, ``--fields`` and ``--jq`` work as everywhere).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, TypeVar
 
@@ -10,7 +15,8 @@ from rich.console import Console
 from rich.table import Table
 
 from embedtune import client as api
-from embedtune.feedback.schemas import BulkOut
+from embedtune.batches.schemas import BatchOut
+from embedtune.feedback.schemas import BulkOut, FeedbackSummary
 
 feedback_app = typer.Typer(help="Search feedback: sessions and clicks.", no_args_is_help=True)
 out = Console()
@@ -19,12 +25,12 @@ T = TypeVar("T")
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 
 
-def _send(ctx: typer.Context, call: api.APICall[T], as_json: bool) -> T:
-    client: api.Client = ctx.find_root().obj
-    response = client.send(call)
-    if as_json:
-        typer.echo(response.text)
-    return call.parse(response)
+def _send(
+    ctx: typer.Context, call: api.APICall[T], as_json: bool, render: Callable[[T], None]
+) -> T:
+    from embedtune.cli import _show
+
+    return _show(ctx, call, as_json, render)
 
 
 def _say_upload(answer: BulkOut) -> None:
@@ -40,19 +46,18 @@ def feedback_upload(
     as_json: JsonOption = False,
 ) -> None:
     """Upload an NDJSON file of sessions, one a line; exits 1 if a line was rejected."""
-    answer = _send(ctx, api.upload_feedback(file.read_bytes(), filename=file.name), as_json)
-    if not as_json:
-        _say_upload(answer)
-    if answer.rejected:
+    call = api.upload_feedback(file.read_bytes(), filename=file.name)
+    if _send(ctx, call, as_json, _say_upload).rejected:
         raise typer.Exit(1)
 
 
 @feedback_app.command("summary")
 def feedback_summary(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """What is collected and not yet released."""
-    summary = _send(ctx, api.get_feedback_summary(), as_json)
-    if as_json:
-        return
+    _send(ctx, api.get_feedback_summary(), as_json, _say_summary)
+
+
+def _say_summary(summary: FeedbackSummary) -> None:
     rank = summary.mean_first_click_rank
     table = Table(show_header=False, box=None, pad_edge=False)
     for label, value in (
@@ -78,10 +83,12 @@ def feedback_release(
     as_json: JsonOption = False,
 ) -> None:
     """Turn the feedback collected since the last release into a training batch."""
-    batch = _send(ctx, api.release_feedback(release_id), as_json)
-    if not as_json:
-        out.print(
-            f"{batch.id}  {batch.num_examples} examples from {batch.num_sessions} sessions "
-            f"and {batch.num_clicks} clicks (release {batch.release_id})",
-            highlight=False,
-        )
+    _send(ctx, api.release_feedback(release_id), as_json, _say_release)
+
+
+def _say_release(batch: BatchOut) -> None:
+    out.print(
+        f"{batch.id}  {batch.num_examples} examples from {batch.num_sessions} sessions "
+        f"and {batch.num_clicks} clicks (release {batch.release_id})",
+        highlight=False,
+    )
