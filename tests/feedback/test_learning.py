@@ -99,7 +99,6 @@ def search_log(
 def test_a_task_without_batch_learns_from_clicks_and_beats_the_base_on_held_out_queries(
     app_client: TestClient,
 ) -> None:
-    started = time.monotonic()
     pairs = docstring_pairs(PAIRS)
     assert len(pairs) == PAIRS
     queries, docs = [q for q, _ in pairs], [d for _, d in pairs]
@@ -114,7 +113,6 @@ def test_a_task_without_batch_learns_from_clicks_and_beats_the_base_on_held_out_
         headers={"Content-Type": "application/x-ndjson"},
     ).json()
     assert (upload["accepted"], upload["rejected"]) == (len(log), [])
-    print(f"log sent after {time.monotonic() - started:.1f} s")
     summary = app_client.get("/feedback").json()
     assert 0.3 < summary["click_through_rate"] < 1.0
 
@@ -132,7 +130,6 @@ def test_a_task_without_batch_learns_from_clicks_and_beats_the_base_on_held_out_
         assert time.monotonic() < deadline, task
         time.sleep(0.5)
     assert task["status"] == "completed", task["error"]
-    print(f"trained after {time.monotonic() - started:.1f} s")
 
     with new_session() as session:
         trained = SentenceTransformer(models.get_model(session, task["best_model_id"]).path)
