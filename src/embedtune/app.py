@@ -24,6 +24,8 @@ from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.router import router as deployments_router
 from embedtune.errors import install_error_handlers
+from embedtune.feedback.router import BULK_PATH
+from embedtune.feedback.router import router as feedback_router
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
@@ -131,7 +133,7 @@ def create_app() -> FastAPI:
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,
         upload_limit=settings.max_batch_bytes,
-        upload_paths=frozenset({"/batches"}),
+        upload_paths=frozenset({"/batches", BULK_PATH}),
     )
     app.add_middleware(
         ApiKeyAuth,
@@ -144,6 +146,7 @@ def create_app() -> FastAPI:
     app.include_router(fine_tuning_router)
     app.include_router(models_router)
     app.include_router(batches_router)
+    app.include_router(feedback_router)
     app.include_router(deployments_router)
     app.include_router(dashboard_router)
     app.include_router(metrics_router)

@@ -27,6 +27,7 @@ from typer.core import TyperGroup
 from embedtune import cli_admin, cli_deployments, cli_json
 from embedtune import client as api
 from embedtune.batches.schemas import BatchOut
+from embedtune.cli_feedback import feedback_app
 from embedtune.deployments.schemas import EmbeddingsResponse
 from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
@@ -114,6 +115,7 @@ cli_deployments.register(deployments_app)
 app.command()(cli_admin.serve)
 app.command()(cli_admin.worker)
 app.add_typer(cli_admin.keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 OffsetOption = Annotated[int, typer.Option(min=0, help="Items to skip.")]

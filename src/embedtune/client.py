@@ -31,6 +31,7 @@ from pydantic import BaseModel, TypeAdapter
 
 from embedtune.batches.schemas import BatchOut
 from embedtune.deployments.schemas import DeploymentsOut, EmbeddingsResponse
+from embedtune.feedback.schemas import BulkOut, FeedbackSummary, SessionOut
 from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import FINISHED
 from embedtune.models.schemas import ModelOut
@@ -252,6 +253,53 @@ def list_batches(*, offset: int = 0, limit: int = 100) -> APICall[Page[BatchOut]
 def get_batch(batch_id: str) -> APICall[BatchOut]:
     """One batch."""
     return APICall("GET", f"/batches/{batch_id}", _one(BatchOut), retry=True)
+
+
+def send_feedback_session(session: dict[str, Any]) -> APICall[SessionOut]:
+    """Send one search session ``{"session_id", "query", "results", "clicks"?, …}``; safe to
+    send again (the same session id and body answer the stored session)."""
+    return APICall("POST", "/feedback/sessions", _one(SessionOut), json=session, retry=True)
+
+
+def upload_feedback(content: bytes, *, filename: str) -> APICall[BulkOut]:
+    """Upload NDJSON sessions, one a line; a replay stores nothing twice."""
+    files = {"file": (filename, content, "application/x-ndjson")}
+    return APICall("POST", "/feedback/sessions/bulk", _one(BulkOut), files=files, retry=True)
+
+
+def list_feedback_sessions(*, offset: int = 0, limit: int = 100) -> APICall[Page[SessionOut]]:
+    """Feedback sessions, newest first."""
+    params = {"offset": offset, "limit": limit}
+    return APICall("GET", "/feedback/sessions", _page(SessionOut), params=params, retry=True)
+
+
+def get_feedback_session(session_id: str) -> APICall[SessionOut]:
+    """One feedback session with its clicks."""
+    return APICall("GET", f"/feedback/sessions/{session_id}", _one(SessionOut), retry=True)
+
+
+def add_feedback_click(session_id: str, result_id: str) -> APICall[SessionOut]:
+    """Record a click that came after the session (recorded once)."""
+    path, body = f"/feedback/sessions/{session_id}/clicks", {"result_id": result_id}
+    return APICall("POST", path, _one(SessionOut), json=body, retry=True)
+
+
+def mark_feedback_irrelevant(session_id: str) -> APICall[SessionOut]:
+    """Say that nothing the session showed was relevant."""
+    path = f"/feedback/sessions/{session_id}/irrelevant"
+    return APICall("PUT", path, _one(SessionOut), retry=True)
+
+
+def get_feedback_summary() -> APICall[FeedbackSummary]:
+    """What is collected and not yet released."""
+    return APICall("GET", "/feedback", _one(FeedbackSummary), retry=True)
+
+
+def release_feedback(release_id: str | None = None) -> APICall[BatchOut]:
+    """Turn the feedback collected since the last release into a batch; sent again after a
+    failure, it still makes one (the release id is generated unless given)."""
+    body = {"release_id": release_id or f"release-{uuid.uuid4().hex}"}
+    return APICall("POST", "/feedback/release", _one(BatchOut), json=body, retry=True)
 
 
 def sample_batch() -> APICall[bytes]:
@@ -479,6 +527,21 @@ class Batches(_SyncResource):
             return self._client.call(upload_batch(file, filename=path.name, name=name))
 
 
+class Feedback(_SyncResource):
+    send = _sync(send_feedback_session)
+    list = _sync(list_feedback_sessions)
+    get = _sync(get_feedback_session)
+    click = _sync(add_feedback_click)
+    irrelevant = _sync(mark_feedback_irrelevant)
+    summary = _sync(get_feedback_summary)
+    release = _sync(release_feedback)
+
+    def upload(self, path: str | Path) -> BulkOut:
+        """Upload an NDJSON file of sessions from disk."""
+        path = Path(path)
+        return self._client.call(upload_feedback(path.read_bytes(), filename=path.name))
+
+
 class Deployments(_SyncResource):
     get = _sync(get_deployments)
     set_blue = _sync(set_blue)
@@ -516,6 +579,7 @@ class Client:
         self.models = Models(self)
         self.batches = Batches(self)
         self.deployments = Deployments(self)
+        self.feedback = Feedback(self)
         self.embeddings = Embeddings(self)
 
     def send(self, call: APICall[Any]) -> httpx.Response:
@@ -687,6 +751,21 @@ class AsyncBatches(_AsyncResource):
             return await self._client.call(upload_batch(file, filename=path.name, name=name))
 
 
+class AsyncFeedback(_AsyncResource):
+    send = _async(send_feedback_session)
+    list = _async(list_feedback_sessions)
+    get = _async(get_feedback_session)
+    click = _async(add_feedback_click)
+    irrelevant = _async(mark_feedback_irrelevant)
+    summary = _async(get_feedback_summary)
+    release = _async(release_feedback)
+
+    async def upload(self, path: str | Path) -> BulkOut:
+        """Upload an NDJSON file of sessions from disk."""
+        path = Path(path)
+        return await self._client.call(upload_feedback(path.read_bytes(), filename=path.name))
+
+
 class AsyncDeployments(_AsyncResource):
     get = _async(get_deployments)
     set_blue = _async(set_blue)
@@ -721,6 +800,7 @@ class AsyncClient:
         self.models = AsyncModels(self)
         self.batches = AsyncBatches(self)
         self.deployments = AsyncDeployments(self)
+        self.feedback = AsyncFeedback(self)
         self.embeddings = AsyncEmbeddings(self)
 
     async def send(self, call: APICall[Any]) -> httpx.Response:

@@ -758,6 +758,7 @@ async function route() {
     else if (section === "models" && parts[1]) stopPolling = await modelDetailView(root, decodeURIComponent(parts[1]));
     else if (section === "models") stopPolling = await modelsView(root);
     else if (section === "deployments") stopPolling = await deploymentsView(root);
+    else if (section === "feedback") stopPolling = await feedbackView(root);
     else stopPolling = await tasksView(root, params);
   } catch (error) {
     fill(root, h("p", { class: "error-box" }, error.message));
