@@ -1,7 +1,7 @@
 """live progress: webhooks, their deliveries, live workers, queue-position index
 
 Revision ID: 0009_live
-Revises: 0004
+Revises: 0008_feedback
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 import embedtune.db
 
 revision = "0009_live"
-down_revision = "0004"
+down_revision = "0008_feedback"
 branch_labels = None
 depends_on = None
 
