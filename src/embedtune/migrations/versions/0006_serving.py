@@ -1,7 +1,7 @@
 """model_export: the ONNX/OpenVINO export of each model and its quality check
 
 Revision ID: 0006_serving
-Revises: 0004
+Revises: 0009_live
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from alembic import op
 from embedtune.db import UTCDateTime
 
 revision = "0006_serving"
-down_revision = "0004"
+down_revision = "0009_live"
 branch_labels = None
 depends_on = None
 
