@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
+
 from conftest import both_databases
 from embedtune import artifacts
 from embedtune.db import new_session, utcnow
@@ -16,13 +18,17 @@ from embedtune.models import service as models
 MODEL = models.BUNDLED_MODEL_ID
 
 
-@both_databases
-def test_an_export_is_created_once_claimed_by_one_process_and_finished_by_it(
-    settings_env: dict[str, str],
-) -> None:
+@pytest.fixture
+def database(settings_env: dict[str, str]) -> None:
+    """A migrated database with the bundled model registered."""
     upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
     with new_session(writer=True) as session:
         models.register_bundled_model(session)
+
+
+@both_databases
+@pytest.mark.usefixtures("database")
+def test_an_export_is_created_once_claimed_by_one_process_and_finished_by_it() -> None:
     stale_before = utcnow() - timedelta(minutes=10)
 
     with new_session(writer=True) as session:
@@ -42,12 +48,9 @@ def test_an_export_is_created_once_claimed_by_one_process_and_finished_by_it(
 
 
 @both_databases
-def test_an_export_abandoned_by_a_dead_process_is_taken_over(
-    settings_env: dict[str, str],
-) -> None:
-    upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
+@pytest.mark.usefixtures("database")
+def test_an_export_abandoned_by_a_dead_process_is_taken_over() -> None:
     with new_session(writer=True) as session:
-        models.register_bundled_model(session)
         repository.insert_pending_export(session, MODEL)
         session.commit()
         assert repository.claim_export(session, MODEL, "dead:1", utcnow() - timedelta(minutes=10))
