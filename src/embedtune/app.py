@@ -19,15 +19,21 @@ from embedtune.config import Settings, get_settings
 from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
 from embedtune.dashboard.router import router as dashboard_router
 from embedtune.db import new_session
+from embedtune.deployments import exports
 from embedtune.deployments import service as deployments
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
+from embedtune.deployments.openai_compat import OPENAI_PATH_PREFIX, openai_error
 from embedtune.deployments.router import router as deployments_router
-from embedtune.errors import install_error_handlers
+from embedtune.errors import install_error_handlers, register_error_format
+from embedtune.feedback.router import BULK_PATH
+from embedtune.feedback.router import router as feedback_router
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
+from embedtune.fine_tuning.stream import EventHub
+from embedtune.fine_tuning.stream_router import router as stream_router
 from embedtune.guards import CatchUnexpected, RejectNulInUrl
 from embedtune.limits import BodySizeLimit
 from embedtune.metrics import registry as metrics_registry
@@ -37,6 +43,10 @@ from embedtune.models import service as models
 from embedtune.models.router import router as models_router
 from embedtune.openapi import install_openapi
 from embedtune.queue import build_broker
+from embedtune.webhooks.delivery import Deliverer
+from embedtune.webhooks.router import router as webhooks_router
+from embedtune.workers.presence import Presence
+from embedtune.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
 
@@ -69,7 +79,9 @@ def create_app() -> FastAPI:
         broker = build_broker(settings)
         queue = FineTuningQueue(broker, settings)
         app.state.dispatcher = queue
+        app.state.event_hub = event_hub = EventHub(settings.stream_poll_interval)
         worker = None
+        worker_side: list[Presence | Deliverer] = []
         if settings.broker_kind == "embedded":
             worker = dramatiq.Worker(
                 broker,
@@ -82,10 +94,18 @@ def create_app() -> FastAPI:
             with new_session(writer=True) as session:
                 resent = fine_tuning.redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
+            worker_side = [
+                Presence(settings, settings.embedded_worker_threads),
+                Deliverer(settings),
+            ]
+            for part in worker_side:
+                part.start()
         telemetry.watch_queue(broker)
         reaper = Reaper(settings, queue)
         reaper.start()
-        inference = app.state.inference = Inference.from_settings(settings)
+        inference = app.state.inference = Inference.from_settings(
+            settings, exports.encoder_opener(settings)
+        )
         deployment_loops = DeploymentLoops(settings, inference)
         deployment_loops.start()
         await run_in_threadpool(startup.log_summary, settings)
@@ -94,6 +114,9 @@ def create_app() -> FastAPI:
         finally:
             deployment_loops.stop()
             reaper.stop()
+            await event_hub.close()
+            for part in worker_side:
+                await run_in_threadpool(part.stop)
             if worker is not None:
                 await run_in_threadpool(worker.stop, WORKER_STOP_TIMEOUT_MS)
             broker.close()
@@ -112,13 +135,14 @@ def create_app() -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
+    register_error_format(OPENAI_PATH_PREFIX, openai_error)
     app.add_middleware(RejectNulInUrl)
     app.add_middleware(
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,
         upload_limit=settings.max_batch_bytes,
         json_upload_limit=settings.max_batch_json_bytes,
-        upload_paths=frozenset({"/batches"}),
+        upload_paths=frozenset({"/batches", BULK_PATH}),
     )
     app.add_middleware(
         ApiKeyAuth,
@@ -133,9 +157,13 @@ def create_app() -> FastAPI:
     app.include_router(fine_tuning_router)
     app.include_router(models_router)
     app.include_router(batches_router)
+    app.include_router(feedback_router)
     app.include_router(deployments_router)
     app.include_router(dashboard_router)
     app.include_router(metrics_router)
+    app.include_router(stream_router)
+    app.include_router(webhooks_router)
+    app.include_router(workers_router)
 
     install_openapi(app, API_PUBLIC_PATHS | DASHBOARD_PATHS)
 

@@ -7,7 +7,6 @@ import logging
 import re
 import uuid
 
-from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from embedtune.errors import render_error
@@ -66,7 +65,7 @@ class CatchUnexpected:
             )
             if started:
                 raise
-            response = render_error(Request(scope), 500, "internal error", "internal_error")
+            response = render_error(scope["path"], 500, "internal error", "internal_error")
             response.headers[REQUEST_ID_HEADER] = rid
             await response(scope, receive, send)
 
@@ -81,13 +80,13 @@ class RejectNulInUrl:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             if "\x00" in scope["path"]:
-                await render_error(Request(scope), 404, "not found", "not_found")(
+                await render_error(scope["path"], 404, "not found", "not_found")(
                     scope, receive, send
                 )
                 return
             if b"%00" in scope.get("query_string", b""):
                 detail = "query parameters must not contain NUL characters"
-                await render_error(Request(scope), 422, detail, "validation_error")(
+                await render_error(scope["path"], 422, detail, "validation_error")(
                     scope, receive, send
                 )
                 return
