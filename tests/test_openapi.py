@@ -58,4 +58,6 @@ def test_validation_errors_are_declared_in_the_shape_they_have(app_client: TestC
             declared = operation["responses"].get("422")
             if declared is not None:
                 schema = declared["content"]["application/json"]["schema"]
-                assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path)
+                assert "HTTPValidationError" not in str(schema), (method, path)
+                if not path.startswith("/v1/"):  # /v1/ answers in OpenAI's error envelope
+                    assert schema == {"$ref": "#/components/schemas/ErrorOut"}, (method, path)

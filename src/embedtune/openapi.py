@@ -10,6 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 _ERROR_SCHEMA = {"$ref": "#/components/schemas/ErrorOut"}
+_OPENAI_SCHEMA = {"$ref": "#/components/schemas/OpenAIError"}
 _LAYER_RESPONSES = {
     "400": "The body cannot be parsed",
     "401": "Missing or invalid API key",
@@ -27,13 +28,21 @@ def install_openapi(app: FastAPI, public_paths: frozenset[str]) -> None:
         if app.openapi_schema is not None:
             return app.openapi_schema
         document = build()
+        schemas = document.get("components", {}).get("schemas", {})
         for path, operations in document.get("paths", {}).items():
             for operation in operations.values():
                 responses = operation.setdefault("responses", {})
                 validation = responses.get("422", {}).get("content", {}).get("application/json")
                 if validation is not None and "HTTPValidationError" in str(validation):
-                    # Validation errors leave as {"detail", "code", "errors"} (see errors.py).
-                    validation["schema"] = _ERROR_SCHEMA
+                    # Validation errors leave as {"detail", "code", "errors"} (see errors.py),
+                    # or in OpenAI's envelope under /v1/.
+                    validation["schema"] = (
+                        _OPENAI_SCHEMA
+                        if path.startswith("/v1/") and "OpenAIError" in schemas
+                        else _ERROR_SCHEMA
+                    )
+                # The layers answer in the error shape of the path (/v1/ speaks OpenAI's).
+                shape = validation["schema"] if validation is not None else _ERROR_SCHEMA
                 for code, description in _LAYER_RESPONSES.items():
                     if code in responses:
                         continue
@@ -43,7 +52,7 @@ def install_openapi(app: FastAPI, public_paths: frozenset[str]) -> None:
                         continue
                     responses[code] = {
                         "description": description,
-                        "content": {"application/json": {"schema": _ERROR_SCHEMA}},
+                        "content": {"application/json": {"schema": shape}},
                     }
         document.setdefault("components", {}).setdefault("schemas", {}).setdefault(
             "ErrorOut",
