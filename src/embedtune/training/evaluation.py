@@ -3,6 +3,8 @@ scored by the library's ``InformationRetrievalEvaluator``."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from sentence_transformers import SentenceTransformer
 from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
 from sentence_transformers.util import cos_sim
@@ -24,8 +26,8 @@ def retrieval_evaluator(examples: list[Example]) -> InformationRetrievalEvaluato
     """
     if not examples:
         raise ValueError("cannot evaluate on an empty set of examples")
-    queries: dict[str, str] = {}
-    corpus: dict[str, str] = {}
+    queries: dict[str, Any] = {}
+    corpus: dict[str, Any] = {}
     relevant: dict[str, set[str]] = {}
     doc_ids: dict[str, str] = {}
     query_ids: dict[str, str] = {}

@@ -79,11 +79,14 @@ class TrainingOptions(BaseModel):
     )
     batch_size: int | None = Field(default=None, ge=1, le=1024)
     learning_rate: float | None = Field(default=None, gt=0, le=1)
-    warmup_ratio: float = Field(default=0.1, ge=0, le=1)
+    warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     lr_scheduler: LrScheduler = "linear"
     weight_decay: float = Field(default=0.0, ge=0, le=1)
     max_seq_length: int | None = Field(
-        default=None, ge=8, le=8192, description="Tokens per text; default: the model's, at most 256."
+        default=None,
+        ge=8,
+        le=8192,
+        description="Tokens per text; default: the model's, at most 256.",
     )
     group_by_length: bool = Field(
         default=True,

@@ -142,6 +142,7 @@ class FineTuningPlugin(abc.ABC):
     def validate_batch_size(self, metadata: dict[str, Any], num_examples: int) -> None:
         """Check at create time that a batch of ``num_examples`` leaves enough to train on;
         raises ``ValueError`` saying why not. The default accepts any batch."""
+        return None
 
     def validation_batch_id(self, metadata: dict[str, Any]) -> str | None:
         """The id of the batch the task evaluates on, if its options name one."""

@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from embedtune.training.data import eval_size
-from embedtune.training.options import TrainingOptions, misplaced_option, TRAINING_OPTION_NAMES
+from embedtune.training.options import TRAINING_OPTION_NAMES, TrainingOptions, misplaced_option
 from embedtune.training.plugin import (
     BatchSpec,
     FineTuningPlugin,

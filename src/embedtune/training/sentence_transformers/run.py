@@ -128,7 +128,7 @@ class Run:
         """Run every trial not yet finished, then return the best one's model."""
         base = load_model(self.base_model.path)
         try:
-            self.recipe = recipes.resolve(self.options, self.train, base.max_seq_length)
+            self.recipe = recipes.resolve(self.options, self.train, base.max_seq_length or 512)
             dims = base.get_embedding_dimension() or 0
             if self.recipe.matryoshka_dims and self.recipe.matryoshka_dims[0] > dims:
                 raise PluginError(
@@ -145,12 +145,16 @@ class Run:
             1 for ex in self.train if ex.negative is not None
         )
         plan = TrialParams.plan(
-            self.options.trials, self.recipe.learning_rate, self.recipe.epochs, self.recipe.max_steps
+            self.options.trials,
+            self.recipe.learning_rate,
+            self.recipe.epochs,
+            self.recipe.max_steps,
         )
         progress = Progress(
             self.report,
             [
-                p.max_steps or recipes.planned_steps(self.datasets, self.recipe.batch_size, p.epochs)
+                p.max_steps
+                or recipes.planned_steps(self.datasets, self.recipe.batch_size, p.epochs)
                 for p in plan
             ],
         )
@@ -186,7 +190,9 @@ class Run:
         torch.manual_seed(self.options.seed)
         base.max_seq_length = self.recipe.max_seq_length
         mined = mine(base, self.train, self.options.hard_negatives)
-        cache.write_text("".join(json.dumps([e.query, e.positive, e.negative]) + "\n" for e in mined))
+        cache.write_text(
+            "".join(json.dumps([e.query, e.positive, e.negative]) + "\n" for e in mined)
+        )
         return mined
 
     def _run_trial(
@@ -235,7 +241,9 @@ class Run:
                 raise TrainingStopped()
             loss_curve, eval_curve = curves(trainer.state.log_history, params.trial)
             best_step = checkpoint_step(Path(trainer.state.best_model_checkpoint or ""))
-            after = _metrics_at(eval_curve, best_step if self.recipe.load_best_model_at_end else None)
+            after = _metrics_at(
+                eval_curve, best_step if self.recipe.load_best_model_at_end else None
+            )
             checkpoints = _kept_checkpoints(output_dir, eval_curve, loss_curve, best_step)
             assert self.state.before is not None  # set before the first trial
             save_with_card(
@@ -243,11 +251,19 @@ class Run:
                 output_dir / FINAL_DIR,
                 task_id=self.task.id,
                 base_model_id=self.base_model.id,
-                recipe={**self.recipe.to_json(), "learning_rate": params.learning_rate,
-                        "epochs": params.epochs, "max_steps": params.max_steps},
-                metrics={"before": self.state.before, "after": after,
-                         "train_examples": len(self.train), "eval_examples": len(self.eval),
-                         "eval_source": self.eval_source},
+                recipe={
+                    **self.recipe.to_json(),
+                    "learning_rate": params.learning_rate,
+                    "epochs": params.epochs,
+                    "max_steps": params.max_steps,
+                },
+                metrics={
+                    "before": self.state.before,
+                    "after": after,
+                    "train_examples": len(self.train),
+                    "eval_examples": len(self.eval),
+                    "eval_source": self.eval_source,
+                },
             )
             return TrialOutcome(
                 params=params,
@@ -287,7 +303,9 @@ class Run:
             Checkpoint(
                 name=info["name"],
                 step=info["step"],
-                model_dir=_copy_model(trial_dir / f"checkpoint-{info['step']}", kept_dir / info["name"]),
+                model_dir=_copy_model(
+                    trial_dir / f"checkpoint-{info['step']}", kept_dir / info["name"]
+                ),
                 metrics=info["metrics"],
                 loss=info["loss"],
                 best=info["best"],
@@ -360,5 +378,7 @@ def _kept_checkpoints(
 
 def _copy_model(checkpoint: Path, target: Path) -> Path:
     """The model files of a trainer checkpoint, without the optimizer and trainer state."""
-    shutil.copytree(checkpoint, target, ignore=lambda _dir, names: [n for n in names if n in _TRAINER_FILES])
+    shutil.copytree(
+        checkpoint, target, ignore=lambda _dir, names: [n for n in names if n in _TRAINER_FILES]
+    )
     return target

@@ -33,7 +33,9 @@ class LengthGroupedBatchSampler(NoDuplicatesBatchSampler):
     ) -> None:
         super().__init__(dataset, batch_size, drop_last, valid_label_columns, generator, seed)
         columns = [self.dataset[name] for name in self.dataset.column_names]
-        self._texts: list[tuple[str, ...]] = [tuple(map(str, row)) for row in zip(*columns)]
+        self._texts: list[tuple[str, ...]] = [
+            tuple(map(str, row)) for row in zip(*columns, strict=True)
+        ]
         self._lengths = [max(map(len, row)) for row in self._texts]
 
     def __iter__(self) -> Iterator[list[int]]:

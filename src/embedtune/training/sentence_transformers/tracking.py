@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
-from transformers.integrations import MLflowCallback
+from transformers.integrations.integration_utils import MLflowCallback
 
 logger = logging.getLogger(__name__)
 
@@ -17,8 +17,11 @@ logger = logging.getLogger(__name__)
 class _MLflowCallback(MLflowCallback):
     """transformers' callback, with metric names MLflow accepts (no ``@``)."""
 
-    def on_log(self, args: Any, state: Any, control: Any, logs: Any, model: Any = None, **kwargs: Any) -> None:
-        super().on_log(args, state, control, _safe_names(logs), model=model, **kwargs)
+    def on_log(  # type: ignore[override]
+        self, args: Any, state: Any, control: Any, logs: Any, model: Any = None, **kwargs: Any
+    ) -> Any:
+        safe = _safe_names(logs or {})
+        return super().on_log(args, state, control, safe, model=model, **kwargs)  # type: ignore[no-untyped-call]
 
 
 def _safe_names(values: dict[str, Any]) -> dict[str, Any]:
@@ -68,7 +71,7 @@ class Tracker:
         import mlflow
 
         with mlflow.start_run(run_name=f"trial-{number}", nested=True):
-            yield [_MLflowCallback()]
+            yield [_MLflowCallback()]  # type: ignore[no-untyped-call]
 
     def finish(self, metrics: dict[str, Any], model_dir: Path) -> None:
         """Log the metrics before and after, and the final model."""
