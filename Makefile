@@ -37,6 +37,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/task_queue.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/quality.py
 
 clean:
 	rm -rf $(VENV) .embedtune .mypy_cache .pytest_cache .ruff_cache
