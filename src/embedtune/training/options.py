@@ -58,7 +58,8 @@ class TrainingOptions(BaseModel):
         description=(
             "mnrl: MultipleNegativesRankingLoss; cached_mnrl: its cached variant (large "
             "batches on small memory); gist: GISTEmbedLoss guided by the frozen base model; "
-            "symmetric: MultipleNegativesSymmetricRankingLoss."
+            "symmetric: MultipleNegativesRankingLoss in both directions (query to document and "
+            "back), the replacement of MultipleNegativesSymmetricRankingLoss."
         ),
     )
     matryoshka_dims: list[int] | None = Field(

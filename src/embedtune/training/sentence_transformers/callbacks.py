@@ -41,7 +41,8 @@ class Progress:
 
 
 class ReportCallback(TrainerCallback):
-    """Publishes progress after every logged step and stops the trainer when asked to.
+    """Publishes progress after every logged step, stops the trainer when asked to, and
+    has the last step evaluated and saved whatever ``eval_steps`` is.
 
     ``should_stop`` is checked in ``on_step_end``: the trainer only looks at
     ``should_training_stop`` after a step, so checking in ``on_step_begin`` would not stop
@@ -77,6 +78,10 @@ class ReportCallback(TrainerCallback):
             control.should_save = True
             # A stop is not a result: no evaluation on the way out.
             control.should_evaluate = False
+        elif state.global_step >= state.max_steps:
+            # The last step is always scored and saved: the last checkpoint is a candidate.
+            control.should_evaluate = True
+            control.should_save = True
 
     def on_log(
         self,

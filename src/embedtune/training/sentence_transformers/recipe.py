@@ -23,7 +23,6 @@ from sentence_transformers.sentence_transformer.losses import (
     GISTEmbedLoss,
     MatryoshkaLoss,
     MultipleNegativesRankingLoss,
-    MultipleNegativesSymmetricRankingLoss,
 )
 from torch import nn
 
@@ -126,7 +125,10 @@ def build_loss(
         assert guide is not None, "gist needs the base model as its guide"
         loss = GISTEmbedLoss(model, guide=guide)
     elif recipe.loss == "symmetric":
-        loss = MultipleNegativesSymmetricRankingLoss(model)
+        # The library's replacement of MultipleNegativesSymmetricRankingLoss (deprecated).
+        loss = MultipleNegativesRankingLoss(
+            model, directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction"
+        )
     else:
         loss = MultipleNegativesRankingLoss(model)
     if recipe.matryoshka_dims:
