@@ -29,7 +29,9 @@ def _artifact_id(task_id: str, name: str) -> str:
 
 def store(task_id: str, result: TrainingResult) -> dict[str, Any]:
     """Copy the result's checkpoints to the artifact store; returns the metrics to record,
-    each checkpoint with the ``path`` it was stored at."""
+    each checkpoint with the ``path`` it was stored at (unchanged when there are none)."""
+    if not result.checkpoints:
+        return result.metrics
     stored = {
         checkpoint.name: artifacts.store_model(
             checkpoint.model_dir, _artifact_id(task_id, checkpoint.name)

@@ -409,7 +409,7 @@ function evalSeries(metrics) {
 
 function evalCard(metrics) {
   const series = evalSeries(metrics);
-  return h("div", { class: "card" }, h("h2", {}, "Held-out MRR@10 during training"),
+  return h("div", { class: "card eval-card" }, h("h2", {}, "Held-out MRR@10 during training"),
     series.length ? lineChart(series, { yLabel: "MRR@10" })
       : h("p", { class: "muted empty" }, "No evaluation during training yet."));
 }
@@ -419,7 +419,7 @@ function checkpointsCard(taskId, checkpoints) {
     const model = await api("POST", `/fine-tuning/task/${taskId}/checkpoints/${name}/register`);
     toast(`Registered ${model.id}`);
   });
-  return h("div", { class: "card" }, h("h2", {}, "Checkpoints"),
+  return h("div", { class: "card checkpoints-card" }, h("h2", {}, "Checkpoints"),
     table(["Checkpoint", "Step", "MRR@10", "NDCG@10", "Loss", ""], (checkpoints || []).map((c) => h("tr", {},
       h("td", { class: "mono" }, c.name + (c.best ? " (best)" : "") + (c.last ? " (last)" : "")),
       h("td", {}, String(c.step)), h("td", {}, c.metrics["mrr@10"].toFixed(4)),
