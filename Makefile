@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
@@ -38,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/task_queue.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/cli.py
 
 clean:
 	rm -rf $(VENV) .embedtune .mypy_cache .pytest_cache .ruff_cache

@@ -10,8 +10,9 @@ from contextlib import asynccontextmanager
 import dramatiq
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
 
-from embedtune import __version__
+from embedtune import __version__, startup, telemetry
 from embedtune.auth.middleware import ActiveKeys, ApiKeyAuth
 from embedtune.batches.router import router as batches_router
 from embedtune.config import Settings, get_settings
@@ -28,6 +29,7 @@ from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
 from embedtune.limits import BodySizeLimit
+from embedtune.metrics import registry as metrics_registry
 from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
@@ -39,10 +41,12 @@ logger = logging.getLogger(__name__)
 #: Seconds a stopping embedded worker waits for its trainings to hand their tasks back.
 WORKER_STOP_TIMEOUT_MS = 30_000
 EMBEDDED_WORKER_POLL_MS = 100
+#: Where /docs and /redoc load their scripts from (shipped in the package: no CDN).
+DOCS_ASSETS_URL = "/docs/assets"
 #: Served without an API key even when auth is on.
 API_PUBLIC_PATHS = frozenset(
     {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-)
+) | startup.docs_asset_paths(DOCS_ASSETS_URL)
 
 
 def _prepare_database(settings: Settings) -> None:
@@ -76,11 +80,13 @@ def create_app() -> FastAPI:
             with new_session(writer=True) as session:
                 resent = fine_tuning.redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
+        telemetry.watch_queue(broker)
         reaper = Reaper(settings, queue)
         reaper.start()
         inference = app.state.inference = Inference.from_settings(settings)
         deployment_loops = DeploymentLoops(settings, inference)
         deployment_loops.start()
+        await run_in_threadpool(startup.log_summary, settings)
         try:
             yield
         finally:
@@ -91,11 +97,17 @@ def create_app() -> FastAPI:
             broker.close()
             await run_in_threadpool(inference.close)
 
-    app = FastAPI(
+    startup.quiet_alembic()
+    startup.quiet_progress_bars()
+    app: FastAPI = FastAPIOffline(
         title="embedtune",
         version=__version__,
         summary="Fine-tune embedding models on your own data.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+        favicon_url="/favicon.ico",
+        # No call to the online validator (its badge would load from the internet).
+        swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
     app.add_middleware(
@@ -110,6 +122,8 @@ def create_app() -> FastAPI:
         keys=ActiveKeys.from_database(settings.auth_cache_seconds),
         public_paths=API_PUBLIC_PATHS | DASHBOARD_PATHS,
     )
+    app.add_middleware(telemetry.HttpMetrics)
+    metrics_registry.register(telemetry.registry)
     app.include_router(fine_tuning_router)
     app.include_router(models_router)
     app.include_router(batches_router)

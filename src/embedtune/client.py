@@ -244,6 +244,11 @@ def get_batch(batch_id: str) -> APICall[BatchOut]:
     return APICall("GET", f"/batches/{batch_id}", _one(BatchOut), retry=True)
 
 
+def sample_batch() -> APICall[bytes]:
+    """The server's sample batch, as JSONL (real pairs from Python's documentation)."""
+    return APICall("GET", "/batches/sample", lambda response: response.content, retry=True)
+
+
 def get_deployments() -> APICall[DeploymentsOut]:
     """The blue (live) model, the previous ones and the models in memory."""
     return APICall("GET", "/deployments", _one(DeploymentsOut), retry=True)
@@ -305,12 +310,19 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+def _unreachable(base_url: str, error: Exception | None) -> EmbedtuneConnectionError:
+    return EmbedtuneConnectionError(f"cannot reach the server at {base_url}: {error}")
+
+
 def _settle(
-    call: APICall[Any], response: httpx.Response | None, error: httpx.TransportError | None
+    call: APICall[Any],
+    response: httpx.Response | None,
+    error: httpx.TransportError | None,
+    base_url: str = DEFAULT_URL,
 ) -> httpx.Response:
     """The answer to hand back once no retry is left; raises for errors."""
     if response is None:
-        raise EmbedtuneConnectionError(f"cannot reach the server: {error}") from error
+        raise _unreachable(base_url, error) from error
     if response.status_code >= 400:
         raise _error_from(response)
     return response
@@ -420,6 +432,7 @@ class Batches(_SyncResource):
     create = _sync(create_batch)
     list = _sync(list_batches)
     get = _sync(get_batch)
+    sample = _sync(sample_batch)
 
     def upload(self, path: str | Path, *, name: str | None = None) -> BatchOut:
         """Upload a JSONL file from disk."""
@@ -478,7 +491,7 @@ class Client:
                 error = exc
             delay = self.retry.delay(call, attempt, response)
             if delay < 0:
-                return _settle(call, response, error)
+                return _settle(call, response, error, self.base_url)
             time.sleep(delay)
             attempt += 1
 
@@ -520,7 +533,7 @@ class _SyncStream:
         try:
             self._response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise EmbedtuneConnectionError(f"cannot reach the server: {exc}") from exc
+            raise _unreachable(str(self._http.base_url).rstrip("/"), exc) from exc
         if self._response.status_code >= 400:
             self._response.read()
             self._response.close()
@@ -604,6 +617,7 @@ class AsyncBatches(_AsyncResource):
     create = _async(create_batch)
     list = _async(list_batches)
     get = _async(get_batch)
+    sample = _async(sample_batch)
 
     async def upload(self, path: str | Path, *, name: str | None = None) -> BatchOut:
         """Upload a JSONL file from disk."""
@@ -659,7 +673,7 @@ class AsyncClient:
                 error = exc
             delay = self.retry.delay(call, attempt, response)
             if delay < 0:
-                return _settle(call, response, error)
+                return _settle(call, response, error, self.base_url)
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -677,7 +691,7 @@ class AsyncClient:
                 async for chunk in response.aiter_bytes():
                     sink.write(chunk)
         except httpx.TransportError as exc:
-            raise EmbedtuneConnectionError(f"cannot reach the server: {exc}") from exc
+            raise _unreachable(self.base_url, exc) from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -27,6 +27,7 @@ import numpy.typing as npt
 import torch
 from sentence_transformers import SentenceTransformer
 
+from embedtune import telemetry
 from embedtune.config import Settings
 
 logger = logging.getLogger(__name__)
@@ -105,6 +106,7 @@ class LoadedModel:
         The future raises InputTooLong, or whatever the encoding raised.
         """
         job = _Job(texts)
+        telemetry.observe_embedding_request(len(texts))
         with self._lock:
             if self._closed:
                 raise ModelUnloaded(self.model_id)
@@ -140,6 +142,7 @@ class LoadedModel:
                     break
                 group.append(job)
                 count += len(job.texts)
+            telemetry.observe_encode_batch(count)
             self._encode(group)
 
     def _token_counts(self, texts: list[str]) -> list[int]:

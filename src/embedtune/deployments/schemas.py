@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from embedtune.training.evaluation import METRIC_NAMES
+from embedtune.training.metric_names import METRIC_NAMES
 
 #: The most texts one request may embed (the OpenAI API's own limit).
 MAX_INPUTS = 2048

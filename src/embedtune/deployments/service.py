@@ -35,7 +35,7 @@ from sentence_transformers import SentenceTransformer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts
+from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session, unit_of_work, utcnow
@@ -115,7 +115,8 @@ def servable_model(session: Session, model_id: str) -> EmbeddingModel:
 def _load(inference: Inference, model: EmbeddingModel) -> LoadedModel:
     """Raises Unprocessable ``model_not_servable``."""
     try:
-        return inference.models.load(model.id, artifacts.local_model_dir(model.path))
+        with telemetry.MODEL_LOAD.time():
+            return inference.models.load(model.id, artifacts.local_model_dir(model.path))
     except ModelNotServable as exc:
         raise Unprocessable(
             f"model {model.id!r} cannot be served: {exc}", code="model_not_servable"

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from embedtune import artifacts
+from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session
@@ -61,6 +61,7 @@ class TaskReport:
         self._work_dir = artifacts.task_work_dir(task.id)
         self._lock = threading.Lock()
         self._progress: float | None = None
+        self._steps = telemetry.StepTimer()
         self._state: dict[str, Any] | None = None
         self._lost = threading.Event()
         self._done = threading.Event()
@@ -93,6 +94,7 @@ class TaskReport:
             "trial": trial,
             "loss": loss,
         }
+        self._steps.step(step)
         with self._lock:
             self._progress = min(max(float(fraction), 0.0), 1.0)
             self._state = {key: value for key, value in state.items() if value is not None}

@@ -10,9 +10,8 @@ from sentence_transformers.sentence_transformer.evaluation import InformationRet
 from sentence_transformers.util import cos_sim
 
 from embedtune.training.data import Example
+from embedtune.training.metric_names import METRIC_NAMES as METRIC_NAMES
 
-#: The metric names, as stored in the task's ``before``/``after`` metrics.
-METRIC_NAMES = ("mrr@10", "ndcg@10", "recall@1", "recall@10")
 #: The evaluator's name: its metrics are logged as ``eval_held-out_cosine_mrr@10`` …
 EVALUATOR_NAME = "held-out"
 _ENCODE_BATCH_SIZE = 64

@@ -274,24 +274,39 @@ function poll(refresh) {
 }
 
 async function modelAndBatchOptions() {
-  const [models, batches] = await Promise.all([
-    api("GET", "/models?limit=1000"), api("GET", "/batches?limit=1000")]);
-  return { models: models.items, batches: batches.items };
+  const [models, batches, deployments] = await Promise.all([
+    api("GET", "/models?limit=1000"), api("GET", "/batches?limit=1000"), deploymentsOrNull()]);
+  return { models: models.items, batches: batches.items, blue: deployments?.blue?.model_id };
+}
+
+// The base model a new task most likely wants: the live one, else the bundled one.
+const BUNDLED_MODEL = "all-MiniLM-L6-v2";
+const OPTIONS_EXAMPLE = '{"training": {"epochs": 1, "learning_rate": 5e-5, "batch_size": 32}}';
+
+function defaultBaseModel(models, blue) {
+  const ids = models.map((m) => m.id);
+  return [blue, BUNDLED_MODEL].find((id) => id && ids.includes(id)) || ids[0] || "";
 }
 
 async function newTaskForm() {
-  const { models, batches } = await modelAndBatchOptions();
+  const { models, batches, blue: blueModel } = await modelAndBatchOptions();
   const model = h("select", { name: "model", required: true },
     models.map((m) => h("option", { value: m.id }, `${m.id}${m.name !== m.id ? ` (${m.name})` : ""}`)));
+  model.value = defaultBaseModel(models, blueModel);
   const batch = h("select", { name: "batch" }, h("option", { value: "" }, "— none —"),
     batches.map((b) => h("option", { value: b.id }, `${b.name} · ${b.num_examples} examples · ${b.id}`)));
-  const metadata = h("textarea", { name: "metadata", rows: 2, placeholder: '{"epochs": 1}' });
+  batch.value = batches.length ? batches[0].id : "";  // the newest
+  const metadata = h("textarea", { name: "metadata", rows: 2, placeholder: OPTIONS_EXAMPLE });
   const blue = h("input", { type: "checkbox", name: "deploy_as_blue" });
   const wait = h("input", { type: "checkbox", name: "wait_on_conflict" });
   const form = h("form", { class: "card new-task" },
     h("h2", {}, "New fine-tuning task"),
     h("div", { class: "row" }, field("Base model", model), field("Training batch", batch)),
     field("Options (JSON, optional)", metadata),
+    h("p", { class: "muted hint" }, "Training options go under ", h("code", {}, "training"),
+      " (epochs, learning_rate, batch_size, max_steps, loss, validation_batch_id…), the "
+      + "deployment gate under ", h("code", {}, "deploy"), "; every option and its range is in the ",
+      h("a", { href: "/docs#/fine-tuning", target: "_blank" }, "API docs"), "."),
     h("div", { class: "row checks" },
       h("label", {}, blue, " Deploy as blue when better"),
       h("label", {}, wait, " Wait if another deployment is in progress"),
@@ -319,6 +334,7 @@ function taskActions(task, after) {
   const buttons = [];
   if (task.status === "pending" || task.status === "processing") {
     buttons.push(h("button", { type: "button", class: "danger", onclick: () =>
+      confirm(`Cancel task ${task.id}? Its training stops and cannot be resumed.`) &&
       act(async () => { await api("PUT", `/fine-tuning/task/${task.id}/cancel`); await after(); },
         `Canceled ${task.id}`) }, "Cancel"));
   }
@@ -354,7 +370,7 @@ async function tasksView(root, params) {
       h("td", {}, badge(task.status)),
       h("td", {}, progressBar(task)),
       h("td", {}, when(task.created_at)),
-      h("td", {}, task.best_model_id ? h("a", { href: "#/models", class: "mono" }, task.best_model_id) : "—"),
+      h("td", {}, task.best_model_id ? modelLink(task.best_model_id) : "—"),
       h("td", {}, taskActions(task, refresh))));
     const pager = h("div", { class: "pager" },
       h("span", { class: "muted" }, page.total
@@ -459,13 +475,16 @@ async function taskDetailView(root, taskId) {
         ["Task", h("span", { class: "mono" }, task.id)],
         ["Base model", task.embedding_model_id],
         ["Batch", task.batch_id || "—"],
-        ["Fine-tuned model", task.best_model_id ? downloadLink(task.best_model_id, `${task.best_model_id} ⤓`) : "—"],
+        ["Fine-tuned model", task.best_model_id ? h("span", {}, modelLink(task.best_model_id), " ",
+          downloadLink(task.best_model_id, "⤓")) : "—"],
         ["Created", when(task.created_at)], ["Started", when(task.started_at)],
-        ["Finished", when(task.finished_at)], ["Attempts", String(task.attempts)],
+        ["Finished", when(task.finished_at)], ["Run time", runTime(task)],
+        ["Examples", exampleCounts(metrics.metrics)], ["Attempts", String(task.attempts)],
         ["Deploy as blue", task.deploy_as_blue ? "yes" : "no"],
         ["Wait on conflict", task.wait_on_conflict ? "yes" : "no"],
         task.deployment ? ["Deployment", task.deployment.status + (task.deployment.detail ? ` — ${task.deployment.detail}` : "")] : null,
-        Object.keys(task.metadata || {}).length ? ["Options", h("code", {}, JSON.stringify(task.metadata))] : null,
+        ["Training options", trainingOptions(task.metadata)],
+        otherMetadata(task.metadata) ? ["Metadata", h("code", {}, otherMetadata(task.metadata))] : null,
       ]));
     const m = metrics.metrics || {};
     const series = lossSeries(m, live);
@@ -487,6 +506,58 @@ async function taskDetailView(root, taskId) {
     return !FINISHED.has(task.status);
   };
   return poll(refresh);
+}
+
+function modelLink(modelId) {
+  return h("a", { href: `#/models/${encodeURIComponent(modelId)}`, class: "mono" }, modelId);
+}
+
+function runTime(task) {
+  if (!task.started_at) return "—";
+  const end = task.finished_at ? Date.parse(task.finished_at) : Date.now();
+  return duration(Math.max(0, (end - Date.parse(task.started_at)) / 1000))
+    + (task.finished_at ? "" : " so far");
+}
+
+function exampleCounts(metrics) {
+  if (!metrics || metrics.train_examples == null) return "—";
+  return `${metrics.train_examples} train · ${metrics.eval_examples ?? "?"} held out`;
+}
+
+function trainingOptions(metadata) {
+  const options = metadata?.training;
+  if (!options || !Object.keys(options).length) return "defaults";
+  return h("span", { class: "options" }, Object.entries(options).map(([key, value]) =>
+    h("code", {}, `${key}=${typeof value === "object" ? JSON.stringify(value) : value}`)));
+}
+
+function otherMetadata(metadata) {
+  const rest = Object.fromEntries(Object.entries(metadata || {}).filter(([key]) => key !== "training"));
+  return Object.keys(rest).length ? JSON.stringify(rest) : "";
+}
+
+async function modelDetailView(root, modelId) {
+  const [model, deployments] = await Promise.all([
+    api("GET", `/models/${encodeURIComponent(modelId)}`), deploymentsOrNull()]);
+  const isBlue = deployments?.blue?.model_id === model.id;
+  const m = model.metrics || {};
+  fill(root,
+    h("p", { class: "crumbs" }, h("a", { href: "#/models" }, "Models"), " / ", h("span", { class: "mono" }, model.id)),
+    h("div", { class: "toolbar" }, h("h1", {}, model.name), isBlue ? h("span", { class: "badge blue" }, "blue") : null,
+      h("span", { class: "spacer" }), h("span", { class: "actions" }, downloadLink(model.id, "Download"),
+        deployments && !isBlue ? h("button", { type: "button", onclick: () =>
+          act(async () => { await api("PUT", "/deployments/blue", { model_id: model.id }); route(); },
+            `${model.id} is now blue`) }, "Make blue") : null)),
+    h("div", { class: "card" }, facts([
+      ["Model", h("span", { class: "mono" }, model.id)], ["Plugin", model.plugin],
+      ["Fine-tuned from", model.parent_id ? modelLink(model.parent_id) : "—"],
+      ["By task", model.task_id ? taskLink(model.task_id) : "—"], ["Created", when(model.created_at)],
+      ["Examples", exampleCounts(m)],
+    ])),
+    h("div", { class: "card" }, h("h2", {}, "Held-out evaluation"),
+      m.before || m.after ? [barChart(m.before, m.after), legend([["before", "before"], ["after", "after"]])]
+        : h("p", { class: "muted empty" }, "No evaluation recorded for this model.")));
+  return () => {};
 }
 
 function facts(pairs) {
@@ -556,9 +627,10 @@ async function modelsView(root) {
   fill(root, h("div", { class: "toolbar" }, h("h1", {}, "Models")), h("div", { class: "card" },
     table(["Model", "Name", "Plugin", "From", "Task", "Quality (after)", "Created", ""], page.items.map((model) =>
       h("tr", { "data-model": model.id },
-        h("td", { class: "mono" }, model.id, model.id === blue ? h("span", { class: "badge blue" }, "blue") : null),
-        h("td", {}, model.name), h("td", {}, model.plugin), h("td", { class: "mono" }, model.parent_id || "—"),
-        h("td", {}, model.task_id ? taskLink(model.task_id) : "—"), h("td", {}, headline(model.metrics)),
+        h("td", { class: "mono id" }, modelLink(model.id), model.id === blue ? h("span", { class: "badge blue" }, "blue") : null),
+        h("td", {}, model.name), h("td", {}, model.plugin), h("td", { class: "mono id" }, model.parent_id || "—"),
+        h("td", { class: "clip", title: model.task_id || "" }, model.task_id ? taskLink(model.task_id) : "—"),
+        h("td", {}, headline(model.metrics)),
         h("td", {}, when(model.created_at)),
         h("td", { class: "actions" }, downloadLink(model.id, "Download"),
           deployments && model.id !== blue ? h("button", { type: "button", onclick: () =>
@@ -621,6 +693,7 @@ async function route() {
   try {
     if (section === "tasks" && parts[1]) stopPolling = await taskDetailView(root, decodeURIComponent(parts[1]));
     else if (section === "batches") stopPolling = await batchesView(root);
+    else if (section === "models" && parts[1]) stopPolling = await modelDetailView(root, decodeURIComponent(parts[1]));
     else if (section === "models") stopPolling = await modelsView(root);
     else if (section === "deployments") stopPolling = await deploymentsView(root);
     else stopPolling = await tasksView(root, params);
