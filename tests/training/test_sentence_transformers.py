@@ -98,7 +98,8 @@ def test_restart_resumes_from_the_latest_checkpoint(
         )
     trial_dir = first.work_dir / "checkpoints" / "trial-0"
     # The periodic checkpoint, and the one taken on stopping.
-    assert sorted(p.name for p in trial_dir.iterdir()) == ["checkpoint-2", "checkpoint-3"]
+    checkpoints = sorted(p.name for p in trial_dir.glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-3"]
 
     second = new_report()
     result = plugin.train(
