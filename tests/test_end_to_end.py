@@ -18,13 +18,17 @@ def test_fine_tuning_the_bundled_model_through_the_api(
     app_client: TestClient, tmp_path: Path
 ) -> None:
     created = create_bundled_model_task(
-        app_client, tmp_path, pairs=360, seed=7, training={"max_steps": 10, "batch_size": 32}
+        app_client,
+        tmp_path,
+        pairs=360,
+        seed=7,
+        training={"max_steps": 10, "batch_size": 32, "eval_steps": 5},
     )
     task_id = created["id"]
     assert created["progress"] == 0.0
 
     seen_progress: list[float] = []
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 480
     while True:
         task = app_client.get(f"/fine-tuning/task/{task_id}").json()
         seen_progress.append(task["progress"])
