@@ -39,7 +39,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/task_queue.py
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/quality.py
+	$(BIN)/python benchmarks/feedback.py
 	$(BIN)/python benchmarks/cli.py
+	$(BIN)/python benchmarks/stream.py
 
 clean:
 	rm -rf $(VENV) .embedtune .mypy_cache .pytest_cache .ruff_cache

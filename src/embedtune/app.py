@@ -24,10 +24,14 @@ from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.router import router as deployments_router
 from embedtune.errors import install_error_handlers
+from embedtune.feedback.router import BULK_PATH
+from embedtune.feedback.router import router as feedback_router
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
+from embedtune.fine_tuning.stream import EventHub
+from embedtune.fine_tuning.stream_router import router as stream_router
 from embedtune.limits import BodySizeLimit
 from embedtune.metrics import registry as metrics_registry
 from embedtune.metrics import router as metrics_router
@@ -35,6 +39,10 @@ from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
 from embedtune.models.router import router as models_router
 from embedtune.queue import build_broker
+from embedtune.webhooks.delivery import Deliverer
+from embedtune.webhooks.router import router as webhooks_router
+from embedtune.workers.presence import Presence
+from embedtune.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
 
@@ -67,7 +75,9 @@ def create_app() -> FastAPI:
         broker = build_broker(settings)
         queue = FineTuningQueue(broker, settings)
         app.state.dispatcher = queue
+        app.state.event_hub = event_hub = EventHub(settings.stream_poll_interval)
         worker = None
+        worker_side: list[Presence | Deliverer] = []
         if settings.broker_kind == "embedded":
             worker = dramatiq.Worker(
                 broker,
@@ -80,6 +90,12 @@ def create_app() -> FastAPI:
             with new_session(writer=True) as session:
                 resent = fine_tuning.redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
+            worker_side = [
+                Presence(settings, settings.embedded_worker_threads),
+                Deliverer(settings),
+            ]
+            for part in worker_side:
+                part.start()
         telemetry.watch_queue(broker)
         reaper = Reaper(settings, queue)
         reaper.start()
@@ -92,6 +108,9 @@ def create_app() -> FastAPI:
         finally:
             deployment_loops.stop()
             reaper.stop()
+            await event_hub.close()
+            for part in worker_side:
+                await run_in_threadpool(part.stop)
             if worker is not None:
                 await run_in_threadpool(worker.stop, WORKER_STOP_TIMEOUT_MS)
             broker.close()
@@ -114,7 +133,7 @@ def create_app() -> FastAPI:
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,
         upload_limit=settings.max_batch_bytes,
-        upload_paths=frozenset({"/batches"}),
+        upload_paths=frozenset({"/batches", BULK_PATH}),
     )
     app.add_middleware(
         ApiKeyAuth,
@@ -127,9 +146,13 @@ def create_app() -> FastAPI:
     app.include_router(fine_tuning_router)
     app.include_router(models_router)
     app.include_router(batches_router)
+    app.include_router(feedback_router)
     app.include_router(deployments_router)
     app.include_router(dashboard_router)
     app.include_router(metrics_router)
+    app.include_router(stream_router)
+    app.include_router(webhooks_router)
+    app.include_router(workers_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

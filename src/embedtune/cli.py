@@ -27,8 +27,9 @@ from typer.core import TyperGroup
 from embedtune import cli_admin, cli_deployments, cli_json
 from embedtune import client as api
 from embedtune.batches.schemas import BatchOut
+from embedtune.cli_feedback import feedback_app
 from embedtune.deployments.schemas import EmbeddingsResponse
-from embedtune.fine_tuning.schemas import TaskMetricsOut, TaskOut
+from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.models.schemas import ModelOut
 from embedtune.training.metric_names import METRIC_NAMES
@@ -114,6 +115,7 @@ cli_deployments.register(deployments_app)
 app.command()(cli_admin.serve)
 app.command()(cli_admin.worker)
 app.add_typer(cli_admin.keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 OffsetOption = Annotated[int, typer.Option(min=0, help="Items to skip.")]
@@ -540,10 +542,16 @@ def task_follow(
 
 
 def _progress_detail(task: TaskOut) -> str:
+    parts = [task.status.value]
+    if task.queue_position is not None:
+        parts.append(f"#{task.queue_position} in queue")
+    if task.estimated_start_at is not None:
+        parts.append(f"starts ~{task.estimated_start_at:%H:%M:%S}")
+    if task.estimated_finish_at is not None:
+        parts.append(f"ends ~{task.estimated_finish_at:%H:%M:%S}")
     training = task.training
     if training is None:
-        return task.status.value
-    parts = [task.status.value]
+        return " · ".join(parts)
     if training.step is not None:
         parts.append(
             f"step {training.step}" + (f"/{training.total_steps}" if training.total_steps else "")
@@ -551,6 +559,20 @@ def _progress_detail(task: TaskOut) -> str:
     if training.loss is not None:
         parts.append(f"loss {training.loss:.4f}")
     return " · ".join(parts)
+
+
+@task_app.command("events")
+def task_events(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
+    """A task's history, oldest first: state changes, progress, evaluations, checkpoints."""
+
+    def table(events: list[TaskEventOut]) -> None:
+        rows = _table("ID", "AT", "KIND", "DETAIL")
+        for event in events:
+            detail = json.dumps(event.detail, separators=(",", ":"))
+            rows.add_row(str(event.id), _when(event.created_at), event.kind, detail)
+        _print(rows, "no events")
+
+    _show(ctx, api.list_task_events(task_id), as_json, table)
 
 
 def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) -> NoReturn:

@@ -74,6 +74,22 @@ class Settings(BaseSettings):
     #: A deployment lock (or a claim on a waiting deployment) older than this was abandoned.
     deploy_lock_timeout: float = Field(default=600.0, gt=0)
 
+    #: Webhooks may target private, loopback and link-local addresses (off: a webhook must
+    #: not become a way to reach internal services).
+    webhook_allow_private: bool = False
+    #: Seconds one delivery attempt may take.
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    #: Deliveries sent at once by each worker process, beside (never behind) its trainings.
+    webhook_slots: int = Field(default=4, ge=1)
+    #: How often each worker process looks for deliveries that are due.
+    webhook_poll_interval: float = Field(default=0.5, gt=0)
+    #: Multiplies the retry schedule (tests shrink it; 1.0 retries for about 27 hours).
+    webhook_retry_scale: float = Field(default=1.0, gt=0)
+    #: How often an API process reads new task events for its open streams.
+    stream_poll_interval: float = Field(default=0.05, gt=0)
+    #: Seconds between keep-alive comments on an idle stream.
+    stream_ping_interval: float = Field(default=15.0, gt=0)
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -10,7 +10,7 @@ from fastapi.responses import FileResponse
 from embedtune.errors import NotFound
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+ASSETS = {"app.js": "text/javascript", "feedback.js": "text/javascript", "style.css": "text/css"}
 #: The page and its assets hold no data (they ask for the API key), so auth lets them pass.
 PUBLIC_PATHS = frozenset({"/", "/favicon.ico", *(f"/dashboard/{name}" for name in ASSETS)})
 #: The assets change with the package version only; revalidation keeps upgrades visible.

@@ -70,6 +70,7 @@ from embedtune.models import service as models
 from embedtune.models.tables import EmbeddingModel
 from embedtune.training.data import Example, load_examples, split_examples
 from embedtune.training.evaluation import retrieval_metrics
+from embedtune.webhooks import service as webhooks
 
 logger = logging.getLogger(__name__)
 
@@ -307,6 +308,7 @@ def _switch(
         _load(inference, model)
         if not repository.switch_blue(session, token, model_id, reason, task_id=None):
             raise DeploymentInProgress()  # our lock expired and another deployment took it
+        _notify_changed(session, slot.model_id, model_id, reason, None)
         session.commit()
     slot = repository.get_blue(session)
     if slot is not None:
@@ -337,6 +339,23 @@ def rollback(session: Session, inference: Inference, settings: Settings) -> Depl
         raise InvalidState("there is no previous blue model", code="no_previous_blue")
     _switch(session, inference, settings, previous.model_id, "rollback")
     return get_deployments(session, inference)
+
+
+def _notify_changed(
+    session: Session, before: str | None, after: str, reason: str, task_id: str | None
+) -> None:
+    """A ``deployment.changed`` webhook, committed with the switch."""
+    webhooks.enqueue(
+        session,
+        "deployment.changed",
+        {
+            "slot": "blue",
+            "model_before": before,
+            "model_after": after,
+            "reason": reason,
+            "task_id": task_id,
+        },
+    )
 
 
 # --- deploy_as_blue
@@ -531,6 +550,7 @@ def _decide_locked(
         gc.collect()
     if not repository.switch_blue(session, token, candidate_id, "task", task.id):
         raise ValueError("the deployment lock expired before the switch")
+    _notify_changed(session, blue_id, candidate_id, "task", task.id)
     outcome = TaskDeployment(
         status=DeploymentStatus.deployed,
         blue_before=blue_id,

@@ -1,5 +1,6 @@
 // The embedtune dashboard: plain JavaScript, no dependencies. Every view reads the public
-// API (the same one the CLI and the Python client use) and polls it for live updates.
+// API (the same one the CLI and the Python client use); the task views follow the event
+// streams for live updates, the others poll.
 "use strict";
 
 const KEY_STORAGE = "embedtune.apiKey";
@@ -273,6 +274,88 @@ function poll(refresh) {
   return () => { stopped = true; clearTimeout(timer); };
 }
 
+// Reads a Server-Sent Events stream with fetch (EventSource cannot send the API key), and
+// reconnects with Last-Event-ID so nothing is missed. onEvent(data, type) returning false
+// ends it; onUnavailable() is called instead if the server has no such stream (older).
+function followStream(path, onEvent, onUnavailable) {
+  const controller = new AbortController();
+  let lastId = null;
+  let stopped = false;
+  const dispatch = (type, lines) => {
+    if (!lines.length) return true;
+    return onEvent(JSON.parse(lines.join("\n")), type || "message") !== false;
+  };
+  const read = async () => {
+    const headers = authHeaders();
+    if (lastId !== null) headers["Last-Event-ID"] = lastId;
+    const response = await fetch(path, { headers, signal: controller.signal });
+    if (response.status === 404 || response.status === 405) return "unavailable";
+    if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "", type = "", data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return "ended";
+      buffer += value;
+      const lines = buffer.split("\n");
+      buffer = lines.pop();
+      for (const raw of lines) {
+        const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+        if (line === "") {
+          const more = dispatch(type, data);
+          type = ""; data = [];
+          if (!more) return "done";
+        } else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        else if (line.startsWith("event:")) type = line.slice(6).trim();
+        else if (line.startsWith("id:")) lastId = line.slice(3).trim();
+      }
+    }
+  };
+  (async () => {
+    while (!stopped) {
+      try {
+        const outcome = await read();
+        if (outcome === "done") return;
+        if (outcome === "unavailable") { if (!stopped) onUnavailable(); return; }
+      } catch (error) {
+        if (stopped) return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));  // then reconnect
+    }
+  })();
+  return () => { stopped = true; controller.abort(); };
+}
+
+// One refresh at a time; asked again meanwhile, it runs once more after.
+function refresher(refresh) {
+  let running = false;
+  let again = false;
+  return async function update() {
+    if (running) { again = true; return; }
+    running = true;
+    try {
+      do { again = false; await refresh(); } while (again);
+    } catch (error) {
+      toast(error.message, true);
+    } finally {
+      running = false;
+    }
+  };
+}
+
+// Refreshes a view at each event of the stream at `path`, falling back to polling.
+function live(refresh, path, onEvent = () => true) {
+  const update = refresher(refresh);
+  let stopPoll = () => {};
+  update();
+  const stopStream = followStream(path, (data, type) => {
+    const more = onEvent(data, type);
+    update();
+    return more;
+  }, () => { stopPoll = poll(refresh); });
+  return () => { stopStream(); stopPoll(); };
+}
+
 async function modelAndBatchOptions() {
   const [models, batches, deployments] = await Promise.all([
     api("GET", "/models?limit=1000"), api("GET", "/batches?limit=1000"), deploymentsOrNull()]);
@@ -382,7 +465,7 @@ async function tasksView(root, params) {
         status ? "No task with this status." : "No task yet: create one above."),
       pager);
   };
-  return poll(refresh);
+  return live(refresh, "/events/stream");
 }
 
 function pageLink(status, offset) {
@@ -445,7 +528,7 @@ function checkpointsCard(taskId, checkpoints) {
 }
 
 async function taskDetailView(root, taskId) {
-  const live = [];
+  const curve = [];
   const header = h("div", { class: "toolbar" });
   const summary = h("div", { class: "card" });
   const charts = h("div", { class: "grid2" });
@@ -460,16 +543,19 @@ async function taskDetailView(root, taskId) {
       api("GET", `/fine-tuning/task/${taskId}/metrics`)]);
     const training = task.training || {};
     if (typeof training.loss === "number" && training.step != null
-      && !live.some((p) => p.x === training.step)) live.push({ x: training.step, y: training.loss });
+      && !curve.some((p) => p.x === training.step)) curve.push({ x: training.step, y: training.loss });
     fill(header, h("h1", {}, "Task"), badge(task.status), h("span", { class: "spacer" }),
       taskActions(task, refresh));
     const steps = training.step != null
       ? `step ${training.step}${training.total_steps ? ` / ${training.total_steps}` : ""}` : null;
     const loss = typeof training.loss === "number" ? `loss ${training.loss.toFixed(4)}` : null;
-    const remaining = eta(task);
+    const remaining = task.estimated_finish_at
+      ? `${duration(Math.max(0, (new Date(task.estimated_finish_at) - Date.now()) / 1000))}` : eta(task);
+    const queued = task.queue_position != null ? `#${task.queue_position} in queue` : null;
+    const starts = task.estimated_start_at ? `starts ${when(task.estimated_start_at)}` : null;
     fill(summary,
       h("div", { class: "progress-line" }, progressBar(task),
-        h("span", { class: "muted" }, [steps, loss, remaining && `ETA ${remaining}`].filter(Boolean).join(" · "))),
+        h("span", { class: "muted" }, [queued, starts, steps, loss, remaining && `ETA ${remaining}`].filter(Boolean).join(" · "))),
       task.error ? h("p", { class: "error-box" }, h("strong", {}, task.error.code), `: ${task.error.message}`) : null,
       facts([
         ["Task", h("span", { class: "mono" }, task.id)],
@@ -487,7 +573,7 @@ async function taskDetailView(root, taskId) {
         otherMetadata(task.metadata) ? ["Metadata", h("code", {}, otherMetadata(task.metadata))] : null,
       ]));
     const m = metrics.metrics || {};
-    const series = lossSeries(m, live);
+    const series = lossSeries(m, curve);
     fill(charts,
       h("div", { class: "card" }, h("h2", {}, "Loss"),
         series.length ? [lineChart(series, {}), series.length > 1 ? legend(series.map((line, i) => [line.name, `c${i % COLORS.length}`])) : null]
@@ -505,7 +591,16 @@ async function taskDetailView(root, taskId) {
       "No event yet."));
     return !FINISHED.has(task.status);
   };
-  return poll(refresh);
+  // The stream replays the task's events from the first: the loss curve is drawn from its
+  // progress events, live, from the first step.
+  return live(refresh, `/fine-tuning/task/${encodeURIComponent(taskId)}/stream`, (data, type) => {
+    if (type !== "message") return true;
+    if (data.kind === "restarted") curve.length = 0;
+    const point = data.detail || {};
+    if (data.kind === "progress" && typeof point.loss === "number" && point.step != null
+      && !curve.some((p) => p.x === point.step)) curve.push({ x: point.step, y: point.loss });
+    return !FINISHED.has(data.kind);
+  });
 }
 
 function modelLink(modelId) {
@@ -696,6 +791,7 @@ async function route() {
     else if (section === "models" && parts[1]) stopPolling = await modelDetailView(root, decodeURIComponent(parts[1]));
     else if (section === "models") stopPolling = await modelsView(root);
     else if (section === "deployments") stopPolling = await deploymentsView(root);
+    else if (section === "feedback") stopPolling = await feedbackView(root);
     else stopPolling = await tasksView(root, params);
   } catch (error) {
     fill(root, h("p", { class: "error-box" }, error.message));
