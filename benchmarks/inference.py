@@ -102,10 +102,12 @@ def first_request_seconds(url: str) -> tuple[float, dict]:
     """Seconds of the first embedding request (it loads the model), and the engine used."""
     with httpx.Client(base_url=url, timeout=300) as http:
         started = time.perf_counter()
-        http.post("/v1/embeddings", json={"input": "warm"}).raise_for_status()
+        response = http.post("/v1/embeddings", json={"input": "warm"}).raise_for_status()
         seconds = time.perf_counter() - started
         models = http.get("/deployments").raise_for_status().json()["models"]
-    return seconds, next(m for m in models if m["model_id"] == "all-MiniLM-L6-v2")
+    # Blue, which the previous server's switches may have left on the copy of the model.
+    served = response.json()["model"]
+    return seconds, next(m for m in models if m["model_id"] == served)
 
 
 def through_api(url: str, texts: list[str], clients: int, per_request: int) -> float:
