@@ -84,6 +84,8 @@ def settings_env(
         "EMBEDTUNE_BROKER_URL": "",
         "EMBEDTUNE_HEARTBEAT_INTERVAL": "0.5",
         "EMBEDTUNE_REAPER_INTERVAL": "0.5",
+        # Tests compare served embeddings with torch's; the export tests choose their engine.
+        "EMBEDTUNE_INFERENCE_BACKEND": "torch",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

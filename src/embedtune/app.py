@@ -19,11 +19,13 @@ from embedtune.config import Settings, get_settings
 from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
 from embedtune.dashboard.router import router as dashboard_router
 from embedtune.db import new_session
+from embedtune.deployments import exports
 from embedtune.deployments import service as deployments
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
+from embedtune.deployments.openai_compat import OPENAI_PATH_PREFIX, openai_error
 from embedtune.deployments.router import router as deployments_router
-from embedtune.errors import install_error_handlers
+from embedtune.errors import install_error_handlers, register_error_format
 from embedtune.feedback.router import BULK_PATH
 from embedtune.feedback.router import router as feedback_router
 from embedtune.fine_tuning import service as fine_tuning
@@ -99,7 +101,9 @@ def create_app() -> FastAPI:
         telemetry.watch_queue(broker)
         reaper = Reaper(settings, queue)
         reaper.start()
-        inference = app.state.inference = Inference.from_settings(settings)
+        inference = app.state.inference = Inference.from_settings(
+            settings, exports.encoder_opener(settings)
+        )
         deployment_loops = DeploymentLoops(settings, inference)
         deployment_loops.start()
         await run_in_threadpool(startup.log_summary, settings)
@@ -129,6 +133,7 @@ def create_app() -> FastAPI:
         swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
+    register_error_format(OPENAI_PATH_PREFIX, openai_error)
     app.add_middleware(
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,

@@ -129,6 +129,9 @@ def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
 def _error_from(response: httpx.Response) -> EmbedtuneAPIError:
     try:
         body = response.json()
+        if isinstance(body.get("error"), dict):  # /v1/* answers in OpenAI's envelope
+            error = body["error"]
+            return EmbedtuneAPIError(response.status_code, str(error["code"]), error["message"])
         return EmbedtuneAPIError(response.status_code, str(body["code"]), str(body["detail"]))
     except (ValueError, KeyError, TypeError):
         detail = response.text.strip()[:200] or response.reason_phrase

@@ -1,5 +1,5 @@
-"""The loops each API process runs for deployments: follow the blue model, and take up the
-deployments that wait their turn."""
+"""The loops each API process runs for deployments: follow the blue model, take up the
+deployments that wait their turn, and export models for the fast engines."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 from embedtune.config import Settings
-from embedtune.deployments import service
+from embedtune.deployments import exports, service
 from embedtune.deployments.inference import Inference
 
 logger = logging.getLogger(__name__)
@@ -50,6 +50,12 @@ class DeploymentLoops:
                 "embedtune-deploy-waits",
                 settings.reaper_interval,
                 lambda: service.decide_waiting(settings, inference),
+            ),
+            # Its own thread: an export takes seconds to minutes and must delay nothing.
+            _Periodic(
+                "embedtune-exports",
+                settings.export_interval,
+                lambda: exports.export_pass(settings, inference),
             ),
         ]
 
