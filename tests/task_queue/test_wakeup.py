@@ -7,7 +7,6 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
-import pytest
 from fastapi.testclient import TestClient
 
 from conftest import wait_for_status
@@ -25,7 +24,6 @@ def _claim_delay(task: dict[str, Any]) -> float:
     return (started - datetime.fromisoformat(task["created_at"])).total_seconds()
 
 
-@pytest.mark.parametrize("broker", ["redis", "rabbitmq"], indirect=True)
 def test_idle_worker_claims_new_tasks_without_waiting_out_its_poll(
     app_client: TestClient,
     create_task: Callable[..., dict[str, Any]],
