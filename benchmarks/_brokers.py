@@ -1,5 +1,5 @@
 """Broker helpers of the queue benchmark: a private Redis server, the Redis round trip, the
-load an idle worker puts on the machine and on Redis, and RabbitMQ queue cleanup."""
+load a worker puts on the machine and on Redis, and RabbitMQ queue cleanup."""
 
 from __future__ import annotations
 
@@ -67,7 +67,7 @@ def redis_round_trip(url: str, samples: int) -> Latency:
 
 
 @dataclass(frozen=True)
-class IdleLoad:
+class Load:
     cpu_percent: float
     redis_commands_per_s: float
 
@@ -86,10 +86,10 @@ def _cpu_seconds(processes: list[psutil.Process]) -> float:
     return total
 
 
-def idle_load(supervisor_pid: int, redis_url: str, seconds: float) -> IdleLoad:
+def worker_load(supervisor_pid: int, redis_url: str, seconds: float) -> Load:
     """CPU of the ``embedtune worker`` supervisor and its processes, and the Redis server's
-    commands per second (all clients: on a private server, the worker's and the idle API's),
-    over ``seconds`` of doing nothing."""
+    commands per second (all clients: on a private server, the worker's and the API's),
+    over the next ``seconds``."""
     supervisor = psutil.Process(supervisor_pid)
     processes = [supervisor, *supervisor.children(recursive=True)]
     client = redis.Redis.from_url(redis_url)
@@ -101,7 +101,7 @@ def idle_load(supervisor_pid: int, redis_url: str, seconds: float) -> IdleLoad:
     time.sleep(seconds)
     cpu_after, commands_after = _cpu_seconds(processes), commands()
     elapsed = time.monotonic() - start
-    return IdleLoad(
+    return Load(
         cpu_percent=(cpu_after - cpu_before) / elapsed * 100,
         # Less the INFO that took the first reading.
         redis_commands_per_s=(commands_after - commands_before - 1) / elapsed,

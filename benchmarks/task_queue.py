@@ -8,7 +8,8 @@ and a soak with kills.
    the same run: a bare Redis round trip (LPUSH → BRPOP). The same on RabbitMQ.
 2. Idle load: CPU of one idle ``embedtune worker`` (its supervisor and worker process) and
    the Redis server's commands per second meanwhile. The Redis server is a private one
-   started for the run (unless ``--redis-url``), so the count is this run's alone.
+   started for the run (unless ``--redis-url``), so the count is this run's alone. The same
+   while the worker runs a training that only sleeps (a waiting consumer must not spin).
 3. Cancel latency: a task trains (the scripted plugin, 50 ms steps); the cancel response's
    time → the time the plugin stopped, as the plugin itself records it on the worker.
 4. Soak: short tasks through ``--processes`` worker processes while a random one is killed
@@ -43,7 +44,7 @@ from typing import Any
 import httpx
 from sqlalchemy import TextClause, bindparam, create_engine, text
 
-from _brokers import delete_rabbitmq_queue, idle_load, redis_round_trip, redis_server
+from _brokers import Load, delete_rabbitmq_queue, redis_round_trip, redis_server, worker_load
 from _common import Latency, uvicorn_server
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,6 +131,15 @@ class Bench:
                 {"ids": ids},
             ).all()
         return Latency.of([_seconds(started) - _seconds(created) for created, started in rows])
+
+    def busy_load(self, supervisor_pid: int, redis_url: str, seconds: float) -> Load:
+        """The worker's load while a training sleeps in 50 ms steps (then canceled)."""
+        task_id = self.create(steps=int(seconds / 0.05) + 100, step_seconds=0.05)
+        self.wait(task_id, ("processing",))
+        load = worker_load(supervisor_pid, redis_url, seconds)
+        self.client.put(f"/fine-tuning/task/{task_id}/cancel").raise_for_status()
+        self.wait(task_id)
+        return load
 
     def cancel_latency(self, samples: int) -> Latency:
         seconds = []
@@ -343,8 +353,10 @@ def main() -> None:
             bench = Bench(client, work, database_url)
             with workers(1, env, work / "worker-1.log") as supervisor:
                 time.sleep(2)  # past the worker's start
-                load = idle_load(supervisor.pid, redis_url, args.idle_seconds)
+                load = worker_load(supervisor.pid, redis_url, args.idle_seconds)
                 print(f"idle load over {args.idle_seconds:g} s, one worker process: {load}")
+                busy = bench.busy_load(supervisor.pid, redis_url, args.idle_seconds)
+                print(f"load while it trains (a training that sleeps):     {busy}")
                 dispatch_figures(bench, args, "Redis")
         if args.rabbitmq_url:
             rabbitmq_figures(work, database_url, args)

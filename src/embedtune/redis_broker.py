@@ -141,11 +141,12 @@ class _WakingConsumer(_RedisConsumer):
         return self._pubsub
 
     def _wait(self, *, has_room: bool) -> None:
-        timeout = max(0.0, min(self._slice_s, self._next_poll - time.monotonic()))
         if has_room:
+            timeout = max(0.0, min(self._slice_s, self._next_poll - time.monotonic()))
             notice = self._subscribe().get_message(ignore_subscribe_messages=True, timeout=timeout)
             self._fetch_due = notice is not None
-        elif self._room_made.wait(timeout):
+        # Full: only an ack can make room, however long the poll has been due.
+        elif self._room_made.wait(self._slice_s):
             self._room_made.clear()
             self._fetch_due = True
 
