@@ -28,6 +28,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 test: lint
 	$(BIN)/pytest
@@ -37,6 +38,9 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/task_queue.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/feedback.py
+	$(BIN)/python benchmarks/cli.py
+	$(BIN)/python benchmarks/stream.py
 
 clean:
 	rm -rf $(VENV) .embedtune .mypy_cache .pytest_cache .ruff_cache

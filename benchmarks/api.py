@@ -146,12 +146,18 @@ class Throughput:
         return len(self.latencies) / self.seconds
 
 
-def drive(base_url: str, path: str, body: dict[str, Any], args: argparse.Namespace) -> Throughput:
+def drive(
+    base_url: str,
+    path: str,
+    body: dict[str, Any] | Callable[[], dict[str, Any]],
+    args: argparse.Namespace,
+) -> Throughput:
     """One round: ``args.requests // args.rounds`` POSTs from ``args.concurrency`` threads,
     each on its own keep-alive connection, timed once every thread has made its share of
     the warm-up.
 
-    Raises ``RuntimeError`` if any answer is not 201.
+    ``body`` is the same for every POST, or made anew for each by calling it. Raises
+    ``RuntimeError`` if any answer is not 201.
     """
     per_thread = max(1, args.requests // args.rounds // args.concurrency)
     warmup_per_thread = max(1, args.warmup // args.concurrency)
@@ -161,7 +167,7 @@ def drive(base_url: str, path: str, body: dict[str, Any], args: argparse.Namespa
 
     def post(client: httpx.Client) -> float:
         began = time.perf_counter()
-        response = client.post(path, json=body)
+        response = client.post(path, json=body() if callable(body) else body)
         elapsed = time.perf_counter() - began
         if response.status_code != 201:
             failures.append(f"{response.status_code} {response.text[:200]}")

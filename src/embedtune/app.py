@@ -10,39 +10,53 @@ from contextlib import asynccontextmanager
 import dramatiq
 from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
+from fastapi_offline import FastAPIOffline
 
-from embedtune import __version__
+from embedtune import __version__, startup, telemetry
 from embedtune.auth.middleware import ActiveKeys, ApiKeyAuth
 from embedtune.batches.router import router as batches_router
 from embedtune.config import Settings, get_settings
 from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
 from embedtune.dashboard.router import router as dashboard_router
 from embedtune.db import new_session
+from embedtune.deployments import exports
 from embedtune.deployments import service as deployments
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
+from embedtune.deployments.openai_compat import OPENAI_PATH_PREFIX, openai_error
 from embedtune.deployments.router import router as deployments_router
-from embedtune.errors import install_error_handlers
+from embedtune.errors import install_error_handlers, register_error_format
+from embedtune.feedback.router import BULK_PATH
+from embedtune.feedback.router import router as feedback_router
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
+from embedtune.fine_tuning.stream import EventHub
+from embedtune.fine_tuning.stream_router import router as stream_router
 from embedtune.limits import BodySizeLimit
+from embedtune.metrics import registry as metrics_registry
 from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
 from embedtune.models.router import router as models_router
 from embedtune.queue import build_broker
+from embedtune.webhooks.delivery import Deliverer
+from embedtune.webhooks.router import router as webhooks_router
+from embedtune.workers.presence import Presence
+from embedtune.workers.router import router as workers_router
 
 logger = logging.getLogger(__name__)
 
 #: Seconds a stopping embedded worker waits for its trainings to hand their tasks back.
 WORKER_STOP_TIMEOUT_MS = 30_000
 EMBEDDED_WORKER_POLL_MS = 100
+#: Where /docs and /redoc load their scripts from (shipped in the package: no CDN).
+DOCS_ASSETS_URL = "/docs/assets"
 #: Served without an API key even when auth is on.
 API_PUBLIC_PATHS = frozenset(
     {"/health", "/metrics", "/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
-)
+) | startup.docs_asset_paths(DOCS_ASSETS_URL)
 
 
 def _prepare_database(settings: Settings) -> None:
@@ -63,7 +77,9 @@ def create_app() -> FastAPI:
         broker = build_broker(settings)
         queue = FineTuningQueue(broker, settings)
         app.state.dispatcher = queue
+        app.state.event_hub = event_hub = EventHub(settings.stream_poll_interval)
         worker = None
+        worker_side: list[Presence | Deliverer] = []
         if settings.broker_kind == "embedded":
             worker = dramatiq.Worker(
                 broker,
@@ -76,33 +92,53 @@ def create_app() -> FastAPI:
             with new_session(writer=True) as session:
                 resent = fine_tuning.redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
+            worker_side = [
+                Presence(settings, settings.embedded_worker_threads),
+                Deliverer(settings),
+            ]
+            for part in worker_side:
+                part.start()
+        telemetry.watch_queue(broker)
         reaper = Reaper(settings, queue)
         reaper.start()
-        inference = app.state.inference = Inference.from_settings(settings)
+        inference = app.state.inference = Inference.from_settings(
+            settings, exports.encoder_opener(settings)
+        )
         deployment_loops = DeploymentLoops(settings, inference)
         deployment_loops.start()
+        await run_in_threadpool(startup.log_summary, settings)
         try:
             yield
         finally:
             deployment_loops.stop()
             reaper.stop()
+            await event_hub.close()
+            for part in worker_side:
+                await run_in_threadpool(part.stop)
             if worker is not None:
                 await run_in_threadpool(worker.stop, WORKER_STOP_TIMEOUT_MS)
             broker.close()
             await run_in_threadpool(inference.close)
 
-    app = FastAPI(
+    startup.quiet_alembic()
+    startup.quiet_progress_bars()
+    app: FastAPI = FastAPIOffline(
         title="embedtune",
         version=__version__,
         summary="Fine-tune embedding models on your own data.",
         lifespan=lifespan,
+        static_url=DOCS_ASSETS_URL,
+        favicon_url="/favicon.ico",
+        # No call to the online validator (its badge would load from the internet).
+        swagger_ui_parameters={"validatorUrl": None},
     )
     install_error_handlers(app)
+    register_error_format(OPENAI_PATH_PREFIX, openai_error)
     app.add_middleware(
         BodySizeLimit,
         default_limit=settings.max_json_body_bytes,
         upload_limit=settings.max_batch_bytes,
-        upload_paths=frozenset({"/batches"}),
+        upload_paths=frozenset({"/batches", BULK_PATH}),
     )
     app.add_middleware(
         ApiKeyAuth,
@@ -110,12 +146,18 @@ def create_app() -> FastAPI:
         keys=ActiveKeys.from_database(settings.auth_cache_seconds),
         public_paths=API_PUBLIC_PATHS | DASHBOARD_PATHS,
     )
+    app.add_middleware(telemetry.HttpMetrics)
+    metrics_registry.register(telemetry.registry)
     app.include_router(fine_tuning_router)
     app.include_router(models_router)
     app.include_router(batches_router)
+    app.include_router(feedback_router)
     app.include_router(deployments_router)
     app.include_router(dashboard_router)
     app.include_router(metrics_router)
+    app.include_router(stream_router)
+    app.include_router(webhooks_router)
+    app.include_router(workers_router)
 
     @app.get("/health", tags=["meta"])
     def health() -> dict[str, str]:

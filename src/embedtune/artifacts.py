@@ -176,3 +176,12 @@ def remove_model(model_id: str) -> None:
     location = root.child("models", model_id)
     store.delete_tree(location)
     shutil.rmtree(_cache_path(location), ignore_errors=True)
+
+
+def export_root(model_id: str, model_dir: Path) -> Path:
+    """Where a model's ONNX/OpenVINO exports go: its own directory when it is a model of the
+    local store (so they are part of its download), else ``exports/<model id>``."""
+    models = _root() / "models"
+    if model_dir.resolve().is_relative_to(models):
+        return model_dir
+    return _root() / "exports" / model_id

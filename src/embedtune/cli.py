@@ -1,16 +1,18 @@
 """The ``embedtune`` command.
 
-Server processes (``serve``) run here; every other command talks to a server through
-``embedtune.client`` (``--url``/``EMBEDTUNE_URL``, ``EMBEDTUNE_API_KEY``), except ``keys``,
-which administers the server's own database. Tables are for people; ``--json`` prints the
-API's answer exactly as it came.
+Every command talks to a server through ``embedtune.client`` (``--url``/``EMBEDTUNE_URL``,
+``EMBEDTUNE_API_KEY``), except the admin commands ``serve``, ``worker`` and ``keys``
+(``embedtune.cli_admin``), which run beside the server on its database. Tables are for
+people; ``--json`` (before or after the subcommand) prints the API's answer exactly as it
+came, ``--fields``/``--jq`` pick parts of it. Errors are one line on stderr, ``error: …``:
+exit code 1 for a failed request, 2 for a wrong command line.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any, NoReturn, TypeVar
@@ -19,19 +21,18 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
 from rich.table import Table
+from typer._click.exceptions import ClickException
 from typer.core import TyperGroup
 
+from embedtune import cli_admin, cli_deployments, cli_json
 from embedtune import client as api
-from embedtune.auth import service as auth
 from embedtune.batches.schemas import BatchOut
-from embedtune.config import get_settings
-from embedtune.db import new_session
+from embedtune.cli_feedback import feedback_app
 from embedtune.deployments.schemas import EmbeddingsResponse
-from embedtune.errors import EmbedtuneError
-from embedtune.fine_tuning.schemas import TaskOut
+from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
-from embedtune.migrations import upgrade_database
 from embedtune.models.schemas import ModelOut
+from embedtune.training.metric_names import METRIC_NAMES
 
 T = TypeVar("T")
 
@@ -43,7 +44,8 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 class _Commands(TyperGroup):
-    """Turns the errors a user can cause into one line on stderr and exit code 1."""
+    """One error style: a line on stderr, ``error: …``; exit 1 for a failed request, 2 for a
+    wrong command line (no usage box)."""
 
     # ``Any``: the Context class typer expects lives in its private vendored click.
     def invoke(self, ctx: Any) -> Any:
@@ -51,8 +53,42 @@ class _Commands(TyperGroup):
             return super().invoke(ctx)
         except api.EmbedtuneAPIError as exc:
             _fail(f"{exc.detail} ({exc.code})")
-        except (api.EmbedtuneClientError, EmbedtuneError) as exc:
+        except api.EmbedtuneClientError as exc:
             _fail(str(exc))
+
+    def parse_args(self, ctx: Any, args: list[str]) -> list[str]:
+        return super().parse_args(ctx, cli_json.hoist(args) if ctx.parent is None else args)
+
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        windows_expand_args: bool = True,
+        **extra: Any,
+    ) -> Any:
+        def run() -> Any:
+            return super(_Commands, self).main(
+                args, prog_name, complete_var, False, windows_expand_args, **extra
+            )
+
+        if not standalone_mode:
+            return run()
+        try:
+            code = run()
+        except ClickException as exc:
+            if type(exc).__name__ == "NoArgsIsHelpError":  # help was asked for by omission
+                typer.echo(exc.format_message())
+                sys.exit(exc.exit_code)
+            where = getattr(exc, "ctx", None)
+            hint = f" (see '{where.command_path} --help')" if where is not None else ""
+            err.print(f"[red]error:[/red] {exc.format_message()}{hint}", highlight=False)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err.print("[red]error:[/red] aborted", highlight=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
 
 
 def _fail(message: str) -> NoReturn:
@@ -69,11 +105,17 @@ app = typer.Typer(
 batch_app = typer.Typer(help="Training batches.", no_args_is_help=True)
 model_app = typer.Typer(help="Embedding models.", no_args_is_help=True)
 task_app = typer.Typer(help="Fine-tuning tasks.", no_args_is_help=True)
-keys_app = typer.Typer(help="API keys (run beside the server, on its database).")
+deployments_app = typer.Typer(help="The blue (live) model.", no_args_is_help=True)
 app.add_typer(batch_app, name="batch")
 app.add_typer(model_app, name="model")
 app.add_typer(task_app, name="task")
-app.add_typer(keys_app, name="keys")
+app.add_typer(deployments_app, name="deployments")
+cli_deployments.register(deployments_app)
+# Admin commands: they import the server's code, inside each command only.
+app.command()(cli_admin.serve)
+app.command()(cli_admin.worker)
+app.add_typer(cli_admin.keys_app, name="keys")
+app.add_typer(feedback_app, name="feedback")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
 OffsetOption = Annotated[int, typer.Option(min=0, help="Items to skip.")]
@@ -90,10 +132,35 @@ def _connection(
         str | None,
         typer.Option(envvar="EMBEDTUNE_API_KEY", help="API key, if the server requires one."),
     ] = None,
+    as_json: Annotated[
+        bool, typer.Option("--json", help="Print the API's JSON answer (any subcommand).")
+    ] = False,
+    fields: Annotated[
+        str | None, typer.Option(help="With JSON: keep these keys, e.g. 'id,status'.")
+    ] = None,
+    jq: Annotated[
+        str | None, typer.Option(help="With JSON: print this path of it, e.g. '.[].id'.")
+    ] = None,
 ) -> None:
+    try:
+        output = cli_json.Output.parse(fields, jq)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--jq" if jq else "--fields") from exc
+    ctx.meta[cli_json.OUTPUT_KEY] = output
+    if as_json or output.fields is not None or output.path is not None:
+        ctx.default_map = cli_json.json_defaults(ctx.command)
     client = api.Client(url, api_key)
     ctx.call_on_close(client.close)
     ctx.obj = client
+
+
+def _echo_json(ctx: typer.Context, text: str) -> None:
+    """Prints a JSON answer, after the root's ``--fields`` and ``--jq``."""
+    output: cli_json.Output = ctx.meta.get(cli_json.OUTPUT_KEY, cli_json.Output())
+    try:
+        typer.echo(cli_json.render(text, output.fields, output.path))
+    except cli_json.JsonPathError as exc:
+        _fail(f"--jq: {exc}")
 
 
 def _client(ctx: typer.Context) -> api.Client:
@@ -108,7 +175,7 @@ def _show(
     response = _client(ctx).send(call)
     parsed = call.parse(response)
     if as_json:
-        typer.echo(response.text)
+        _echo_json(ctx, response.text)
     else:
         render(parsed)
     return parsed
@@ -133,67 +200,6 @@ def _print(table: Table, nothing: str) -> None:
 def _total(shown: int, total: int) -> None:
     if total > shown:
         out.print(f"[dim]{shown} of {total}; see --offset and --limit[/dim]")
-
-
-def _configure_logging() -> None:
-    logging.basicConfig(
-        level=get_settings().log_level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-
-
-# ---- server processes ---------------------------------------------------------------------
-
-
-def _any_key() -> bool:
-    upgrade_database(get_settings().database_url)
-    with new_session() as session:
-        return auth.key_state(session).any_key
-
-
-@app.command()
-def serve(
-    host: str = typer.Option(None, help="Default EMBEDTUNE_HOST (127.0.0.1)"),
-    port: int = typer.Option(None, help="Default EMBEDTUNE_PORT (8000)"),
-) -> None:
-    """Run the API (and, with the embedded broker, the worker in the same process)."""
-    import uvicorn
-
-    settings = get_settings()
-    _configure_logging()
-    host = host or settings.host
-    any_key = _any_key()
-    auth.check_bind(host, settings.auth, any_key)
-    if not auth.auth_required(settings.auth, any_key):
-        err.print(
-            f"No API key: anyone who can reach {host} can use the API"
-            + (
-                " (EMBEDTUNE_AUTH=disabled)."
-                if settings.auth == "disabled"
-                else ", so it listens on this machine only. `embedtune keys create` turns auth on."
-            )
-        )
-    uvicorn.run(
-        "embedtune.app:create_app",
-        factory=True,
-        host=host,
-        port=port or settings.port,
-        log_level=settings.log_level.lower(),
-    )
-
-
-@app.command()
-def worker(
-    processes: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 1,
-    threads: Annotated[int, typer.Option(min=1, help="Trainings at once per process.")] = 1,
-    queues: Annotated[
-        list[str] | None, typer.Option("--queues", help="Queues to consume (default: all).")
-    ] = None,
-) -> None:
-    """Run worker processes on EMBEDTUNE_BROKER_URL (Redis or RabbitMQ) until SIGTERM."""
-    from embedtune import worker as workers
-
-    workers.run(processes, threads, queues or [])
 
 
 # ---- batches ------------------------------------------------------------------------------
@@ -230,6 +236,34 @@ def batch_list(
     page = _show(ctx, api.list_batches(offset=offset, limit=limit), as_json, _batch_table)
     if not as_json:
         _total(len(page), page.total)
+
+
+@batch_app.command("show")
+def batch_show(ctx: typer.Context, batch_id: str, as_json: JsonOption = False) -> None:
+    """One batch."""
+
+    def render(batch: BatchOut) -> None:
+        _fields(
+            ("id", batch.id),
+            ("name", batch.name),
+            ("examples", batch.num_examples),
+            ("created", _when(batch.created_at)),
+        )
+
+    _show(ctx, api.get_batch(batch_id), as_json, render)
+
+
+@batch_app.command("sample")
+def batch_sample(
+    ctx: typer.Context,
+    output: Annotated[
+        Path, typer.Option("-o", "--output", dir_okay=False, help="Where to write it.")
+    ] = Path("sample.jsonl"),
+) -> None:
+    """Download the server's sample batch (real pairs from Python's documentation)."""
+    data = _client(ctx).batches.sample()
+    output.write_bytes(data)
+    out.print(f"{output}  {len(data.splitlines())} examples")
 
 
 # ---- models -------------------------------------------------------------------------------
@@ -361,6 +395,21 @@ def _parse_metadata(text: str | None) -> dict[str, Any] | None:
     return value
 
 
+def _with_training_options(
+    metadata: dict[str, Any] | None, options: dict[str, Any]
+) -> dict[str, Any] | None:
+    """``metadata`` with the flags given set under ``metadata["training"]``."""
+    given = {name: value for name, value in options.items() if value is not None}
+    if not given:
+        return metadata
+    merged = dict(metadata or {})
+    training = merged.get("training")
+    if training is not None and not isinstance(training, dict):
+        raise typer.BadParameter("'training' must be a JSON object", param_hint="--metadata")
+    merged["training"] = {**(training or {}), **given}
+    return merged
+
+
 IntervalOption = Annotated[
     float, typer.Option("--interval", min=0.05, help="Seconds between two polls.")
 ]
@@ -372,7 +421,21 @@ def task_create(
     model: Annotated[str, typer.Option("--model", "-m", help="The base model's id.")],
     batch: Annotated[str | None, typer.Option("--batch", "-b", help="A batch id.")] = None,
     metadata: Annotated[
-        str | None, typer.Option(help="Training options, a JSON object: '{\"epochs\": 1}'.")
+        str | None,
+        typer.Option(
+            help="The task's metadata, a JSON object; training options go under "
+            "'training': '{\"training\": {\"epochs\": 2}}'. The flags below override it."
+        ),
+    ] = None,
+    epochs: Annotated[float | None, typer.Option(min=0, help="training.epochs")] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option(min=0, help="training.learning_rate")
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1, help="training.batch_size")] = None,
+    max_steps: Annotated[int | None, typer.Option(min=1, help="training.max_steps")] = None,
+    loss: Annotated[str | None, typer.Option(help="training.loss, e.g. mnrl")] = None,
+    validation_batch: Annotated[
+        str | None, typer.Option(help="training.validation_batch_id: held-out pairs.")
     ] = None,
     deploy_as_blue: Annotated[
         bool, typer.Option("--deploy-as-blue", help="Make the result live if it is better.")
@@ -387,11 +450,19 @@ def task_create(
     interval: IntervalOption = 1.0,
     as_json: JsonOption = False,
 ) -> None:
-    """Create a fine-tuning task."""
+    """Create a fine-tuning task (see the API docs, /docs, for every training option)."""
+    options = {
+        "epochs": epochs,
+        "learning_rate": learning_rate,
+        "batch_size": batch_size,
+        "max_steps": max_steps,
+        "loss": loss,
+        "validation_batch_id": validation_batch,
+    }
     call = api.create_task(
         model,
         batch_id=batch,
-        metadata=_parse_metadata(metadata),
+        metadata=_with_training_options(_parse_metadata(metadata), options),
         deploy_as_blue=deploy_as_blue,
         wait_on_conflict=wait_on_conflict,
         idempotency_key=idempotency_key,
@@ -436,6 +507,32 @@ def task_restart(ctx: typer.Context, task_id: str, as_json: JsonOption = False) 
     _show(ctx, api.restart_task(task_id), as_json, lambda t: out.print(f"{t.id} {t.status.value}"))
 
 
+@task_app.command("metrics")
+def task_metrics(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
+    """A task's held-out evaluation: before and after training."""
+    _show(ctx, api.get_task_metrics(task_id), as_json, _metrics_table)
+
+
+def _metrics_table(answer: TaskMetricsOut) -> None:
+    metrics = answer.metrics or {}
+    before, after = metrics.get("before") or {}, metrics.get("after") or {}
+    if not before and not after:
+        out.print(f"[dim]No evaluation yet (task {answer.status.value}).[/dim]")
+        return
+    table = _table("METRIC", "BEFORE", "AFTER", "CHANGE")
+    for name in [*METRIC_NAMES, *(n for n in {**before, **after} if n not in METRIC_NAMES)]:
+        old, new = before.get(name), after.get(name)
+        if old is None and new is None:
+            continue
+        change = f"{new - old:+.4f}" if isinstance(old, float) and isinstance(new, float) else "-"
+        table.add_row(name, _number(old), _number(new), change)
+    out.print(table)
+
+
+def _number(value: object) -> str:
+    return f"{value:.4f}" if isinstance(value, float) else "-" if value is None else str(value)
+
+
 @task_app.command("follow")
 def task_follow(
     ctx: typer.Context, task_id: str, interval: IntervalOption = 1.0, as_json: JsonOption = False
@@ -445,10 +542,16 @@ def task_follow(
 
 
 def _progress_detail(task: TaskOut) -> str:
+    parts = [task.status.value]
+    if task.queue_position is not None:
+        parts.append(f"#{task.queue_position} in queue")
+    if task.estimated_start_at is not None:
+        parts.append(f"starts ~{task.estimated_start_at:%H:%M:%S}")
+    if task.estimated_finish_at is not None:
+        parts.append(f"ends ~{task.estimated_finish_at:%H:%M:%S}")
     training = task.training
     if training is None:
-        return task.status.value
-    parts = [task.status.value]
+        return " · ".join(parts)
     if training.step is not None:
         parts.append(
             f"step {training.step}" + (f"/{training.total_steps}" if training.total_steps else "")
@@ -456,6 +559,20 @@ def _progress_detail(task: TaskOut) -> str:
     if training.loss is not None:
         parts.append(f"loss {training.loss:.4f}")
     return " · ".join(parts)
+
+
+@task_app.command("events")
+def task_events(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
+    """A task's history, oldest first: state changes, progress, evaluations, checkpoints."""
+
+    def table(events: list[TaskEventOut]) -> None:
+        rows = _table("ID", "AT", "KIND", "DETAIL")
+        for event in events:
+            detail = json.dumps(event.detail, separators=(",", ":"))
+            rows.add_row(str(event.id), _when(event.created_at), event.kind, detail)
+        _print(rows, "no events")
+
+    _show(ctx, api.list_task_events(task_id), as_json, table)
 
 
 def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) -> NoReturn:
@@ -474,7 +591,7 @@ def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) ->
         for task in client.tasks.follow(task_id, poll_interval=interval):
             progress.update(bar, completed=task.progress, detail=_progress_detail(task))
     if as_json:
-        typer.echo(client.send(api.get_task(task_id)).text)
+        _echo_json(ctx, client.send(api.get_task(task_id)).text)
     else:
         _say_how_it_ended(task)
     raise typer.Exit(FOLLOW_EXIT_CODES[task.status])
@@ -514,59 +631,6 @@ def embed(
         out.print(table)
 
     _show(ctx, api.create_embeddings(texts, model=model), as_json, render)
-
-
-# ---- API keys (on the server's database) --------------------------------------------------
-
-
-@keys_app.command("create")
-def keys_create(
-    name: Annotated[str, typer.Option(help="What the key is for.")] = "default",
-) -> None:
-    """Create a key and print it once; only its hash is stored."""
-    upgrade_database(get_settings().database_url)
-    with new_session(writer=True) as session:
-        key, secret = auth.create_key(session, name)
-        session.commit()
-    err.print(f"Created key {key.id} ({key.name}). Store it now: it is not shown again.")
-    typer.echo(secret)
-
-
-@keys_app.command("list")
-def keys_list(as_json: JsonOption = False) -> None:
-    """Every key, revoked ones included (never the secrets)."""
-    upgrade_database(get_settings().database_url)
-    with new_session() as session:
-        keys = auth.list_keys(session)
-    if as_json:
-        rows = [
-            {
-                "id": k.id,
-                "name": k.name,
-                "prefix": k.prefix,
-                "created_at": k.created_at.isoformat(),
-                "revoked_at": k.revoked_at.isoformat() if k.revoked_at else None,
-            }
-            for k in keys
-        ]
-        typer.echo(json.dumps(rows))
-        return
-    table = _table("ID", "NAME", "STARTS WITH", "CREATED", "REVOKED")
-    for key in keys:
-        table.add_row(
-            key.id, key.name, key.prefix + "…", _when(key.created_at), _when(key.revoked_at)
-        )
-    _print(table, "No API keys: the API is open to whoever can reach it.")
-
-
-@keys_app.command("revoke")
-def keys_revoke(key_id: str) -> None:
-    """Revoke a key; requests with it are refused within seconds."""
-    upgrade_database(get_settings().database_url)
-    with new_session(writer=True) as session:
-        key = auth.revoke_key(session, key_id)
-        session.commit()
-    out.print(f"revoked {key.id} ({key.name})")
 
 
 def main() -> None:

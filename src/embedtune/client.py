@@ -31,9 +31,20 @@ from pydantic import BaseModel, TypeAdapter
 
 from embedtune.batches.schemas import BatchOut
 from embedtune.deployments.schemas import DeploymentsOut, EmbeddingsResponse
+from embedtune.feedback.schemas import BulkOut, FeedbackSummary, SessionOut
 from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import FINISHED
 from embedtune.models.schemas import ModelOut
+from embedtune.sse_client import (
+    QueueUpdate,
+    StreamEvent,
+    TaskEvent,
+    async_events,
+    sync_events,
+    task_stream_path,
+)
+
+__all__ = ["AsyncClient", "Client", "QueueUpdate", "StreamEvent", "TaskEvent"]
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 DEFAULT_TIMEOUT_S = 60.0
@@ -118,6 +129,9 @@ def _page(model: type[M]) -> Callable[[httpx.Response], Page[M]]:
 def _error_from(response: httpx.Response) -> EmbedtuneAPIError:
     try:
         body = response.json()
+        if isinstance(body.get("error"), dict):  # /v1/* answers in OpenAI's envelope
+            error = body["error"]
+            return EmbedtuneAPIError(response.status_code, str(error["code"]), error["message"])
         return EmbedtuneAPIError(response.status_code, str(body["code"]), str(body["detail"]))
     except (ValueError, KeyError, TypeError):
         detail = response.text.strip()[:200] or response.reason_phrase
@@ -244,6 +258,58 @@ def get_batch(batch_id: str) -> APICall[BatchOut]:
     return APICall("GET", f"/batches/{batch_id}", _one(BatchOut), retry=True)
 
 
+def send_feedback_session(session: dict[str, Any]) -> APICall[SessionOut]:
+    """Send one search session ``{"session_id", "query", "results", "clicks"?, …}``; safe to
+    send again (the same session id and body answer the stored session)."""
+    return APICall("POST", "/feedback/sessions", _one(SessionOut), json=session, retry=True)
+
+
+def upload_feedback(content: bytes, *, filename: str) -> APICall[BulkOut]:
+    """Upload NDJSON sessions, one a line; a replay stores nothing twice."""
+    files = {"file": (filename, content, "application/x-ndjson")}
+    return APICall("POST", "/feedback/sessions/bulk", _one(BulkOut), files=files, retry=True)
+
+
+def list_feedback_sessions(*, offset: int = 0, limit: int = 100) -> APICall[Page[SessionOut]]:
+    """Feedback sessions, newest first."""
+    params = {"offset": offset, "limit": limit}
+    return APICall("GET", "/feedback/sessions", _page(SessionOut), params=params, retry=True)
+
+
+def get_feedback_session(session_id: str) -> APICall[SessionOut]:
+    """One feedback session with its clicks."""
+    return APICall("GET", f"/feedback/sessions/{session_id}", _one(SessionOut), retry=True)
+
+
+def add_feedback_click(session_id: str, result_id: str) -> APICall[SessionOut]:
+    """Record a click that came after the session (recorded once)."""
+    path, body = f"/feedback/sessions/{session_id}/clicks", {"result_id": result_id}
+    return APICall("POST", path, _one(SessionOut), json=body, retry=True)
+
+
+def mark_feedback_irrelevant(session_id: str) -> APICall[SessionOut]:
+    """Say that nothing the session showed was relevant."""
+    path = f"/feedback/sessions/{session_id}/irrelevant"
+    return APICall("PUT", path, _one(SessionOut), retry=True)
+
+
+def get_feedback_summary() -> APICall[FeedbackSummary]:
+    """What is collected and not yet released."""
+    return APICall("GET", "/feedback", _one(FeedbackSummary), retry=True)
+
+
+def release_feedback(release_id: str | None = None) -> APICall[BatchOut]:
+    """Turn the feedback collected since the last release into a batch; sent again after a
+    failure, it still makes one (the release id is generated unless given)."""
+    body = {"release_id": release_id or f"release-{uuid.uuid4().hex}"}
+    return APICall("POST", "/feedback/release", _one(BatchOut), json=body, retry=True)
+
+
+def sample_batch() -> APICall[bytes]:
+    """The server's sample batch, as JSONL (real pairs from Python's documentation)."""
+    return APICall("GET", "/batches/sample", lambda response: response.content, retry=True)
+
+
 def get_deployments() -> APICall[DeploymentsOut]:
     """The blue (live) model, the previous ones and the models in memory."""
     return APICall("GET", "/deployments", _one(DeploymentsOut), retry=True)
@@ -305,12 +371,19 @@ class RetryPolicy:
         return ceiling / 2 + random.uniform(0, ceiling / 2)
 
 
+def _unreachable(base_url: str, error: Exception | None) -> EmbedtuneConnectionError:
+    return EmbedtuneConnectionError(f"cannot reach the server at {base_url}: {error}")
+
+
 def _settle(
-    call: APICall[Any], response: httpx.Response | None, error: httpx.TransportError | None
+    call: APICall[Any],
+    response: httpx.Response | None,
+    error: httpx.TransportError | None,
+    base_url: str = DEFAULT_URL,
 ) -> httpx.Response:
     """The answer to hand back once no retry is left; raises for errors."""
     if response is None:
-        raise EmbedtuneConnectionError(f"cannot reach the server: {error}") from error
+        raise _unreachable(base_url, error) from error
     if response.status_code >= 400:
         raise _error_from(response)
     return response
@@ -322,6 +395,11 @@ def _headers(api_key: str | None) -> dict[str, str]:
 
 def _base_url(base_url: str | None) -> str:
     return (base_url or os.environ.get("EMBEDTUNE_URL") or DEFAULT_URL).rstrip("/")
+
+
+def _no_stream_route(exc: EmbedtuneAPIError) -> bool:
+    """A 404 of the route itself (a server older than streams), not of the task."""
+    return exc.status in (404, 405) and exc.code != "task_not_found"
 
 
 def _api_key(api_key: str | None) -> str | None:
@@ -385,13 +463,36 @@ class Tasks(_SyncResource):
         Raises ``TaskWaitTimeout`` when ``timeout`` seconds pass first.
         """
         watch = _Watch(timeout)
-        while True:
+        task = self.get(task_id)
+        if watch.changed(task):
+            yield task
+        if watch.finished(task):
+            return
+        try:
+            for _ in self.stream(task_id):  # each event: read the task it changed
+                task = self.get(task_id)
+                if watch.changed(task):
+                    yield task
+                if watch.finished(task):
+                    return
+        except EmbedtuneAPIError as exc:
+            if not _no_stream_route(exc):
+                raise
+        while True:  # a server without streams (or one that ended it early): poll
             task = self.get(task_id)
             if watch.changed(task):
                 yield task
             if watch.finished(task):
                 return
             time.sleep(poll_interval)
+
+    def stream(self, task_id: str, *, last_event_id: int | None = None) -> Iterator[StreamEvent]:
+        """The task's events as they happen (after ``last_event_id``, else all of them):
+        ``TaskEvent`` for stored events, ``QueueUpdate`` for its place in the queue. Ends
+        after the terminal event; reconnects with ``Last-Event-ID`` if the connection drops.
+        """
+        path = task_stream_path(task_id)
+        yield from sync_events(self._client._http, path, last_event_id, _error_from)
 
     def wait(
         self, task_id: str, timeout: float | None = None, *, poll_interval: float = 1.0
@@ -420,12 +521,28 @@ class Batches(_SyncResource):
     create = _sync(create_batch)
     list = _sync(list_batches)
     get = _sync(get_batch)
+    sample = _sync(sample_batch)
 
     def upload(self, path: str | Path, *, name: str | None = None) -> BatchOut:
         """Upload a JSONL file from disk."""
         path = Path(path)
         with path.open("rb") as file:
             return self._client.call(upload_batch(file, filename=path.name, name=name))
+
+
+class Feedback(_SyncResource):
+    send = _sync(send_feedback_session)
+    list = _sync(list_feedback_sessions)
+    get = _sync(get_feedback_session)
+    click = _sync(add_feedback_click)
+    irrelevant = _sync(mark_feedback_irrelevant)
+    summary = _sync(get_feedback_summary)
+    release = _sync(release_feedback)
+
+    def upload(self, path: str | Path) -> BulkOut:
+        """Upload an NDJSON file of sessions from disk."""
+        path = Path(path)
+        return self._client.call(upload_feedback(path.read_bytes(), filename=path.name))
 
 
 class Deployments(_SyncResource):
@@ -465,6 +582,7 @@ class Client:
         self.models = Models(self)
         self.batches = Batches(self)
         self.deployments = Deployments(self)
+        self.feedback = Feedback(self)
         self.embeddings = Embeddings(self)
 
     def send(self, call: APICall[Any]) -> httpx.Response:
@@ -478,7 +596,7 @@ class Client:
                 error = exc
             delay = self.retry.delay(call, attempt, response)
             if delay < 0:
-                return _settle(call, response, error)
+                return _settle(call, response, error, self.base_url)
             time.sleep(delay)
             attempt += 1
 
@@ -520,7 +638,7 @@ class _SyncStream:
         try:
             self._response = self._http.send(request, stream=True)
         except httpx.TransportError as exc:
-            raise EmbedtuneConnectionError(f"cannot reach the server: {exc}") from exc
+            raise _unreachable(str(self._http.base_url).rstrip("/"), exc) from exc
         if self._response.status_code >= 400:
             self._response.read()
             self._response.close()
@@ -567,6 +685,21 @@ class AsyncTasks(_AsyncResource):
         Raises ``TaskWaitTimeout`` when ``timeout`` seconds pass first.
         """
         watch = _Watch(timeout)
+        task = await self.get(task_id)
+        if watch.changed(task):
+            yield task
+        if watch.finished(task):
+            return
+        try:
+            async for _ in self.stream(task_id):
+                task = await self.get(task_id)
+                if watch.changed(task):
+                    yield task
+                if watch.finished(task):
+                    return
+        except EmbedtuneAPIError as exc:
+            if not _no_stream_route(exc):
+                raise
         while True:
             task = await self.get(task_id)
             if watch.changed(task):
@@ -574,6 +707,14 @@ class AsyncTasks(_AsyncResource):
             if watch.finished(task):
                 return
             await asyncio.sleep(poll_interval)
+
+    async def stream(
+        self, task_id: str, *, last_event_id: int | None = None
+    ) -> AsyncIterator[StreamEvent]:
+        """The asynchronous twin of ``Tasks.stream``."""
+        path = task_stream_path(task_id)
+        async for event in async_events(self._client._http, path, last_event_id, _error_from):
+            yield event
 
     async def wait(
         self, task_id: str, timeout: float | None = None, *, poll_interval: float = 1.0
@@ -604,12 +745,28 @@ class AsyncBatches(_AsyncResource):
     create = _async(create_batch)
     list = _async(list_batches)
     get = _async(get_batch)
+    sample = _async(sample_batch)
 
     async def upload(self, path: str | Path, *, name: str | None = None) -> BatchOut:
         """Upload a JSONL file from disk."""
         path = Path(path)
         with path.open("rb") as file:
             return await self._client.call(upload_batch(file, filename=path.name, name=name))
+
+
+class AsyncFeedback(_AsyncResource):
+    send = _async(send_feedback_session)
+    list = _async(list_feedback_sessions)
+    get = _async(get_feedback_session)
+    click = _async(add_feedback_click)
+    irrelevant = _async(mark_feedback_irrelevant)
+    summary = _async(get_feedback_summary)
+    release = _async(release_feedback)
+
+    async def upload(self, path: str | Path) -> BulkOut:
+        """Upload an NDJSON file of sessions from disk."""
+        path = Path(path)
+        return await self._client.call(upload_feedback(path.read_bytes(), filename=path.name))
 
 
 class AsyncDeployments(_AsyncResource):
@@ -646,6 +803,7 @@ class AsyncClient:
         self.models = AsyncModels(self)
         self.batches = AsyncBatches(self)
         self.deployments = AsyncDeployments(self)
+        self.feedback = AsyncFeedback(self)
         self.embeddings = AsyncEmbeddings(self)
 
     async def send(self, call: APICall[Any]) -> httpx.Response:
@@ -659,7 +817,7 @@ class AsyncClient:
                 error = exc
             delay = self.retry.delay(call, attempt, response)
             if delay < 0:
-                return _settle(call, response, error)
+                return _settle(call, response, error, self.base_url)
             await asyncio.sleep(delay)
             attempt += 1
 
@@ -677,7 +835,7 @@ class AsyncClient:
                 async for chunk in response.aiter_bytes():
                     sink.write(chunk)
         except httpx.TransportError as exc:
-            raise EmbedtuneConnectionError(f"cannot reach the server: {exc}") from exc
+            raise _unreachable(self.base_url, exc) from exc
 
     async def aclose(self) -> None:
         await self._http.aclose()

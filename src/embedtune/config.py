@@ -70,12 +70,40 @@ class Settings(BaseSettings):
     #: The most texts encoded in one call (one request's texts are never split).
     inference_max_batch_texts: int = Field(default=256, ge=1)
     inference_encode_batch_size: int = Field(default=32, ge=1)
+    #: The engine of /v1/embeddings: ``auto`` is onnx (int8) on a CPU, torch on a GPU.
+    inference_backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
+    #: Threads of an ONNX Runtime session (0: its default, one per core).
+    inference_threads: int = Field(default=0, ge=0)
+    #: The quality check an export passes before it serves: mean cosine with torch's
+    #: embeddings, and how far below torch's its MRR@10 may be, on held-out pairs.
+    export_min_cosine: float = Field(default=0.99, gt=0, le=1)
+    export_max_mrr_drop: float = Field(default=0.005, ge=0)
+    #: How many held-out pairs the check encodes (at most).
+    export_check_pairs: int = Field(default=200, ge=10)
+    #: How often each API process looks for models to export.
+    export_interval: float = Field(default=2.0, gt=0)
     #: How often each API process checks the database for a new blue model.
     blue_refresh_interval: float = Field(default=1.0, gt=0)
     #: How long a deploy_as_blue task with wait_on_conflict waits for its turn.
     deploy_wait_timeout: float = Field(default=20 * 60.0, gt=0)
     #: A deployment lock (or a claim on a waiting deployment) older than this was abandoned.
     deploy_lock_timeout: float = Field(default=600.0, gt=0)
+
+    #: Webhooks may target private, loopback and link-local addresses (off: a webhook must
+    #: not become a way to reach internal services).
+    webhook_allow_private: bool = False
+    #: Seconds one delivery attempt may take.
+    webhook_timeout: float = Field(default=10.0, gt=0)
+    #: Deliveries sent at once by each worker process, beside (never behind) its trainings.
+    webhook_slots: int = Field(default=4, ge=1)
+    #: How often each worker process looks for deliveries that are due.
+    webhook_poll_interval: float = Field(default=0.5, gt=0)
+    #: Multiplies the retry schedule (tests shrink it; 1.0 retries for about 27 hours).
+    webhook_retry_scale: float = Field(default=1.0, gt=0)
+    #: How often an API process reads new task events for its open streams.
+    stream_poll_interval: float = Field(default=0.05, gt=0)
+    #: Seconds between keep-alive comments on an idle stream.
+    stream_ping_interval: float = Field(default=15.0, gt=0)
 
     @property
     def base_url(self) -> str:

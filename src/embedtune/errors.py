@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -24,6 +25,8 @@ class EmbedtuneError(Exception):
 
     status_code: int = 400
     code: str = "bad_request"
+    #: The request field at fault, where one is (OpenAI's error envelope names it).
+    param: str | None = None
 
     def __init__(self, detail: str, *, code: str | None = None, status_code: int | None = None):
         super().__init__(detail)
@@ -57,6 +60,33 @@ def error_body(detail: str, code: str, **extra: Any) -> dict[str, Any]:
     return {"detail": detail, "code": code, **extra}
 
 
+#: Renders an error for a family of paths: (status, detail, code, extra fields) → body.
+ErrorFormat = Callable[[int, str, str, Mapping[str, Any]], dict[str, Any]]
+#: Path prefix → the error shape of the routes under it (``/v1/`` speaks OpenAI's).
+_error_formats: dict[str, ErrorFormat] = {}
+
+
+def register_error_format(path_prefix: str, render: ErrorFormat) -> None:
+    """Errors on paths under ``path_prefix`` take ``render``'s shape (set once at start)."""
+    _error_formats[path_prefix] = render
+
+
+def render_error(
+    path: str,
+    status_code: int,
+    detail: str,
+    code: str,
+    headers: Mapping[str, str] | None = None,
+    **extra: Any,
+) -> JSONResponse:
+    """The error response for ``path``: ``{"detail", "code"}`` unless a format is registered."""
+    for prefix, render in _error_formats.items():
+        if path.startswith(prefix):
+            body = render(status_code, detail, code, extra)
+            return JSONResponse(body, status_code=status_code, headers=headers)
+    return JSONResponse(error_body(detail, code, **extra), status_code=status_code, headers=headers)
+
+
 def _validation_detail(errors: list[dict[str, Any]]) -> str:
     parts = []
     for error in errors:
@@ -69,31 +99,32 @@ def install_error_handlers(app: FastAPI) -> None:
     """Every error leaves the API as ``{"detail", "code"}``, validation errors included."""
 
     @app.exception_handler(EmbedtuneError)
-    async def embedtune_error(_: Request, exc: EmbedtuneError) -> JSONResponse:
-        return JSONResponse(error_body(exc.detail, exc.code), status_code=exc.status_code)
+    async def embedtune_error(request: Request, exc: EmbedtuneError) -> JSONResponse:
+        extra: dict[str, Any] = {"param": exc.param} if exc.param else {}
+        return render_error(request.url.path, exc.status_code, exc.detail, exc.code, **extra)
 
     @app.exception_handler(RequestValidationError)
-    async def validation_error(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation_error(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [
             {"loc": list(e.get("loc", ())), "msg": e.get("msg", ""), "type": e.get("type", "")}
             for e in exc.errors()
         ]
-        body = error_body(_validation_detail(errors), "validation_error", errors=errors)
-        return JSONResponse(body, status_code=422)
+        detail = _validation_detail(errors)
+        return render_error(request.url.path, 422, detail, "validation_error", errors=errors)
 
     @app.exception_handler(StarletteHTTPException)
-    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status_code, "http_error"
         )
-        return JSONResponse(
-            error_body(str(exc.detail), code), status_code=exc.status_code, headers=exc.headers
+        return render_error(
+            request.url.path, exc.status_code, str(exc.detail), code, headers=exc.headers
         )
 
     @app.exception_handler(Exception)
     async def unexpected_error(request: Request, exc: Exception) -> JSONResponse:
         logger.exception("unhandled error on %s %s", request.method, request.url.path)
-        return JSONResponse(error_body("internal error", "internal_error"), status_code=500)
+        return render_error(request.url.path, 500, "internal error", "internal_error")
 
 
 def error_responses(*status_codes: int) -> dict[int | str, dict[str, Any]]:

@@ -77,6 +77,8 @@ def run_worker_process(options: WorkerOptions) -> None:
     from embedtune.fine_tuning.actors import FineTuningQueue
     from embedtune.fine_tuning.reaper import Reaper
     from embedtune.queue import build_broker
+    from embedtune.webhooks.delivery import Deliverer
+    from embedtune.workers.presence import Presence
 
     settings = get_settings()
     _configure_logging(settings)
@@ -104,9 +106,16 @@ def run_worker_process(options: WorkerOptions) -> None:
     worker.start()
     reaper = Reaper(settings, queue)
     reaper.start()
+    # Webhook deliveries have slots of their own: they never wait behind a training.
+    slots = options.threads if queues is None or settings.queue_name in queues else 0
+    worker_side: list[Presence | Deliverer] = [Presence(settings, slots), Deliverer(settings)]
+    for part in worker_side:
+        part.start()
     logger.info("worker process ready: %d thread(s) on %s", options.threads, settings.broker_kind)
     stop.wait()
     reaper.stop()
+    for part in worker_side:
+        part.stop()
     # Emits before_worker_shutdown first: trainings see it, stop and return their tasks.
     worker.stop(timeout=int(STOP_TIMEOUT_S * 1000))
     broker.close()

@@ -23,7 +23,11 @@ def test_json_batch_is_stored_with_its_count(app_client: TestClient) -> None:
     response = app_client.post("/batches", json={"name": "mine", "examples": examples})
     assert response.status_code == 201
     batch = response.json()
-    assert set(batch) == {"id", "name", "num_examples", "created_at"}
+    assert set(batch) == {
+        *("id", "name", "num_examples", "created_at"),
+        *("source", "release_id", "num_sessions", "num_clicks"),
+    }
+    assert (batch["source"], batch["release_id"], batch["num_sessions"]) == ("upload", None, None)
     assert (batch["name"], batch["num_examples"]) == ("mine", 3)
     assert response.headers["location"] == f"/batches/{batch['id']}"
     assert app_client.get(f"/batches/{batch['id']}").json() == batch

@@ -188,3 +188,16 @@ def test_embed_prints_a_table_or_the_apis_json(invoke: Invoke) -> None:
     assert table.stdout.count("384") == 2 and "a dog" in table.stdout
     answer = json.loads(as_json.stdout)
     assert answer["object"] == "list" and len(answer["data"][0]["embedding"]) == 384
+
+
+def test_task_events_prints_the_history_with_its_progress(
+    invoke: Invoke, live_server: LiveServer, live_model: str, live_batch: str
+) -> None:
+    with live_server.client() as client:
+        task = client.tasks.create(live_model, batch_id=live_batch, metadata=script(steps=3))
+        client.tasks.wait(task.id, timeout=60)
+    result = invoke("task", "events", task.id)
+    assert result.exit_code == 0, result.output
+    kinds = [line.split()[3] for line in result.stdout.splitlines()[1:] if line.strip()]
+    assert kinds[:3] == ["created", "dispatched", "claimed"] and kinds[-1] == "completed"
+    assert "progress" in kinds

@@ -99,6 +99,7 @@ def test_upload_a_batch_create_a_task_watch_it_finish_and_cancel_another(
     row = page.locator(f"tr[data-task='{long.id}']")
     expect(row.locator(".badge")).to_have_text("processing")
     _shot(page, "tasks-list")
+    page.once("dialog", lambda dialog: dialog.accept())  # "Cancel task …?"
     row.get_by_role("button", name="Cancel").click()
     expect(row.locator(".badge")).to_have_text("canceled")
     expect(row.get_by_role("button", name="Restart")).to_be_visible()

@@ -16,9 +16,12 @@ from sentence_transformers import SentenceTransformer
 
 from embedtune.config import get_settings
 from embedtune.training.synthetic import synthetic_examples
+from live_server import live_server
 
 BUNDLED = "all-MiniLM-L6-v2"
 UNNORMALIZED = "minilm-unnormalized"
+
+__all__ = ["live_server"]
 
 
 @pytest.fixture

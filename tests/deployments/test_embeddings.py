@@ -76,14 +76,14 @@ def test_empty_input_is_422(client: TestClient) -> None:
     for body in ({"input": []}, {"input": ""}, {"input": ["ok", "  "]}):
         response = client.post("/v1/embeddings", json=body)
         assert response.status_code == 422, body
-        assert response.json()["code"] == "empty_input"
+        assert response.json()["error"]["code"] == "empty_input"
 
 
 def test_more_than_2048_inputs_is_422(client: TestClient) -> None:
     response = client.post("/v1/embeddings", json={"input": ["x"] * 2049})
 
     assert response.status_code == 422
-    assert response.json()["code"] == "too_many_inputs"
+    assert response.json()["error"]["code"] == "too_many_inputs"
 
 
 def test_text_over_the_token_limit_is_422_naming_it(client: TestClient) -> None:
@@ -92,9 +92,9 @@ def test_text_over_the_token_limit_is_422_naming_it(client: TestClient) -> None:
     response = client.post("/v1/embeddings", json={"input": ["short", long_text]})
 
     assert response.status_code == 422
-    assert response.json()["code"] == "input_too_long"
-    assert "[1]" in response.json()["detail"]
-    assert "256" in response.json()["detail"]
+    assert response.json()["error"]["code"] == "input_too_long"
+    assert "[1]" in response.json()["error"]["message"]
+    assert "256" in response.json()["error"]["message"]
 
 
 def test_unknown_model_is_404_and_unservable_model_is_422(
@@ -108,6 +108,6 @@ def test_unknown_model_is_404_and_unservable_model_is_422(
     unservable = client.post("/v1/embeddings", json={"input": "x", "model": "scripted"})
 
     assert missing.status_code == 404
-    assert missing.json()["code"] == "model_not_found"
+    assert missing.json()["error"]["code"] == "model_not_found"
     assert unservable.status_code == 422
-    assert unservable.json()["code"] == "model_not_servable"
+    assert unservable.json()["error"]["code"] == "model_not_servable"

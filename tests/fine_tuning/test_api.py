@@ -35,6 +35,9 @@ TASK_FIELDS = {
     "updated_at",
     "started_at",
     "finished_at",
+    "queue_position",
+    "estimated_start_at",
+    "estimated_finish_at",
 }
 
 
@@ -77,8 +80,13 @@ def test_task_is_trained_by_the_embedded_worker_and_its_model_registered(
         member = archive.extractfile(f"{done['best_model_id']}/model.txt")
         assert member is not None
         assert task["id"] in member.read().decode()
-    kinds = [e["kind"] for e in app_client.get(f"/fine-tuning/task/{task['id']}/events").json()]
+    events = app_client.get(f"/fine-tuning/task/{task['id']}/events").json()
+    kinds = [e["kind"] for e in events if e["kind"] != "progress"]
     assert kinds == ["created", "dispatched", "claimed", "completed"]
+    # The last progress of the run is stored before the completion, at the final step.
+    assert events[-2]["kind"] == "progress"
+    assert events[-2]["detail"]["step"] == events[-2]["detail"]["total_steps"] == 5
+    assert done["training"]["step"] == done["training"]["total_steps"] == 5
 
 
 def test_unknown_model_and_batch_are_404(

@@ -82,3 +82,9 @@ class ScriptedPlugin(FineTuningPlugin):
 
 class ServeOnlyPlugin(ScriptedPlugin):
     can_fine_tune = False
+
+
+class BatchlessPlugin(ScriptedPlugin):
+    """Trains without examples: a task without batch_id releases no feedback for it."""
+
+    requires_batch = False

@@ -67,7 +67,7 @@ def start_workers(
     stopped at the end of the test."""
     started: list[WorkerProcesses] = []
 
-    def start(processes: int = 1, **env: str) -> WorkerProcesses:
+    def start(processes: int = 1, ready_timeout: float = 60.0, **env: str) -> WorkerProcesses:
         log = tmp_path / f"worker-{len(started)}.log"
         process = subprocess.Popen(
             [str(EMBEDTUNE), "worker", "--processes", str(processes)],
@@ -77,7 +77,7 @@ def start_workers(
         )
         workers = WorkerProcesses(process, log)
         started.append(workers)
-        workers.wait_ready(processes)
+        workers.wait_ready(processes, ready_timeout)
         return workers
 
     yield start

@@ -18,9 +18,17 @@ class RecordingReport:
     work_dir: Path
     stop_after_step: int | None = None
     calls: list[tuple[float, dict[str, Any]]] = field(default_factory=list)
+    evaluations: list[tuple[dict[str, float], dict[str, Any]]] = field(default_factory=list)
+    checkpoints: list[int] = field(default_factory=list)
 
     def progress(self, fraction: float, **position: Any) -> None:
         self.calls.append((fraction, position))
+
+    def evaluated(self, metrics: dict[str, float], **position: Any) -> None:
+        self.evaluations.append((metrics, position))
+
+    def checkpoint_saved(self, step: int, **detail: Any) -> None:
+        self.checkpoints.append(step)
 
     def should_stop(self) -> bool:
         return self.stop_after_step is not None and self.last_step >= self.stop_after_step

@@ -13,7 +13,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from embedtune.auth.service import AuthMode, KeyState, auth_required, key_matches, key_state
 from embedtune.db import new_session
-from embedtune.errors import error_body
+from embedtune.errors import render_error
 
 logger = logging.getLogger(__name__)
 
@@ -97,16 +97,14 @@ class ApiKeyAuth:
         token = _bearer_token(scope)
         if token is None:
             detail = "missing API key: send 'Authorization: Bearer <key>'"
-            await _unauthorized(detail)(scope, receive, send)
+            await _unauthorized(scope["path"], detail)(scope, receive, send)
             return
         if not key_matches(token, keys.active_hashes):
             logger.info("rejected an invalid API key on %s", scope["path"])
-            await _unauthorized("invalid or revoked API key")(scope, receive, send)
+            await _unauthorized(scope["path"], "invalid or revoked API key")(scope, receive, send)
             return
         await self.app(scope, receive, send)
 
 
-def _unauthorized(detail: str) -> JSONResponse:
-    return JSONResponse(
-        error_body(detail, "unauthorized"), status_code=401, headers={"WWW-Authenticate": "Bearer"}
-    )
+def _unauthorized(path: str, detail: str) -> JSONResponse:
+    return render_error(path, 401, detail, "unauthorized", headers={"WWW-Authenticate": "Bearer"})

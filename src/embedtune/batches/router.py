@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from starlette.datastructures import UploadFile
 
-from embedtune.batches import service
+from embedtune.batches import sample, service
 from embedtune.batches.schemas import BatchCreate, BatchOut, Example
 from embedtune.db import SessionDep
 from embedtune.errors import EmbedtuneError, Unprocessable, error_responses
@@ -119,6 +119,22 @@ def list_batches(session: SessionDep, page: PageDep, response: Response) -> list
     batches, total = service.list_batches(session, page.offset, page.limit)
     set_total(response, total)
     return [BatchOut.model_validate(batch) for batch in batches]
+
+
+@router.get(
+    "/sample",
+    response_class=Response,
+    responses={200: {"content": {"application/x-ndjson": {}}, "description": "JSONL"}},
+)
+def get_sample_batch() -> Response:
+    """A sample batch to try the service with: 400 real query → document pairs from Python's
+    standard library documentation (a docstring's summary line → the rest of it), as JSONL
+    ready for ``POST /batches``."""
+    return Response(
+        sample.read_sample(),
+        media_type="application/x-ndjson",
+        headers={"Content-Disposition": 'attachment; filename="sample.jsonl"'},
+    )
 
 
 @router.get("/{batch_id}", response_model=BatchOut, responses=error_responses(404))

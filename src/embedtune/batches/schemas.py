@@ -32,3 +32,8 @@ class BatchOut(BaseModel):
     name: str
     num_examples: int
     created_at: datetime
+    #: ``upload``, or ``feedback`` for a batch released from search feedback.
+    source: str = "upload"
+    release_id: str | None = None
+    num_sessions: int | None = None
+    num_clicks: int | None = None

@@ -92,31 +92,75 @@ def _parse_list(examples: list[Any], staged: _StagedBatch) -> None:
             raise InvalidExample(f"examples[{index}]: {exc}") from exc
 
 
-def _store(session: Session, name: str, fill: Any) -> Batch:
+class EmptyBatch(InvalidExample):
+    """The examples to store were none."""
+
+
+def _stage(name: str, fill: Any, **provenance: Any) -> Batch:
+    """Validates and writes the examples to the artifact store; the row is not added yet.
+
+    Raises InvalidExample (EmptyBatch when there are none)."""
     staged = _StagedBatch()
     try:
         fill(staged)
         if staged.num_examples == 0:
-            raise InvalidExample("the batch has no examples")
+            raise EmptyBatch("the batch has no examples")
         staged.file.close()
         batch_id = new_id("batch-")
         size = staged.path.stat().st_size
         path = artifacts.store_batch(staged.path, batch_id)
-    except InvalidExample as exc:
-        staged.discard()
-        raise Unprocessable(str(exc), code="invalid_batch") from exc
     except BaseException:
         staged.discard()
         raise
-    batch = Batch(
-        id=batch_id, name=name, path=path, num_examples=staged.num_examples, size_bytes=size
+    return Batch(
+        id=batch_id,
+        name=name,
+        path=path,
+        num_examples=staged.num_examples,
+        size_bytes=size,
+        **provenance,
     )
+
+
+def _invalid(exc: InvalidExample) -> Unprocessable:
+    return Unprocessable(str(exc), code="invalid_batch")
+
+
+def _store(session: Session, name: str, fill: Any) -> Batch:
+    try:
+        batch = _stage(name, fill)
+    except InvalidExample as exc:
+        raise _invalid(exc) from exc
     try:
         repository.insert(session, batch)
         session.commit()
     except BaseException:
         session.rollback()
-        artifacts.remove_batch(path)
+        artifacts.remove_batch(batch.path)
+        raise
+    return batch
+
+
+def store_generated(
+    session: Session, name: str, examples: Iterable[dict[str, str]], **provenance: Any
+) -> Batch:
+    """Stores examples the server made (``source``, ``release_id``, … in ``provenance``) in
+    the caller's transaction. Raises EmptyBatch when there are none."""
+
+    def fill(staged: _StagedBatch) -> None:
+        for example in examples:
+            staged.add(example)
+
+    try:
+        batch = _stage(name, fill, **provenance)
+    except EmptyBatch:
+        raise
+    except InvalidExample as exc:
+        raise _invalid(exc) from exc
+    try:
+        repository.insert(session, batch)
+    except BaseException:
+        artifacts.remove_batch(batch.path)
         raise
     return batch
 

@@ -10,9 +10,9 @@ from fastapi.responses import FileResponse
 from embedtune.errors import NotFound
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
-ASSETS = {"app.js": "text/javascript", "style.css": "text/css"}
+ASSETS = {"app.js": "text/javascript", "feedback.js": "text/javascript", "style.css": "text/css"}
 #: The page and its assets hold no data (they ask for the API key), so auth lets them pass.
-PUBLIC_PATHS = frozenset({"/", *(f"/dashboard/{name}" for name in ASSETS)})
+PUBLIC_PATHS = frozenset({"/", "/favicon.ico", *(f"/dashboard/{name}" for name in ASSETS)})
 #: The assets change with the package version only; revalidation keeps upgrades visible.
 _CACHE = {"Cache-Control": "no-cache"}
 
@@ -22,6 +22,11 @@ router = APIRouter(include_in_schema=False)
 @router.get("/")
 def dashboard() -> FileResponse:
     return FileResponse(STATIC_DIR / "index.html", media_type="text/html", headers=_CACHE)
+
+
+@router.get("/favicon.ico")
+def favicon() -> FileResponse:
+    return FileResponse(STATIC_DIR / "favicon.png", media_type="image/png", headers=_CACHE)
 
 
 @router.get("/dashboard/{asset}")

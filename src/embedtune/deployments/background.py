@@ -1,10 +1,10 @@
-"""The loops each API process runs for deployments: follow the blue model, and take up the
-deployments that wait their turn."""
+"""The loops each API process runs for deployments: follow the blue model, take up the
+deployments that wait their turn, and export models for the fast engines."""
 
 from __future__ import annotations
 
 from embedtune.config import Settings
-from embedtune.deployments import service
+from embedtune.deployments import exports, service
 from embedtune.deployments.inference import Inference
 from embedtune.periodic import PeriodicLoop
 
@@ -23,6 +23,12 @@ class DeploymentLoops:
                 "embedtune-deploy-waits",
                 settings.reaper_interval,
                 lambda: service.decide_waiting(settings, inference),
+            ),
+            # Its own thread: an export takes seconds to minutes and must delay nothing.
+            _Periodic(
+                "embedtune-exports",
+                settings.export_interval,
+                lambda: exports.export_pass(settings, inference),
             ),
         ]
 

@@ -3,7 +3,10 @@
 Each loaded model has one batcher thread. Requests hand their texts to it and await a
 future; the thread takes the first waiting request, gathers the others that arrive within
 ``inference_batch_wait_ms`` (up to ``inference_max_batch_texts`` texts) and encodes them in
-one ``SentenceTransformer.encode`` call. The event loop only waits on the future.
+one call of the model's engine (see :mod:`embedtune.deployments.backends`), texts sorted by
+length so that each batch pads little. If a group fails, each of its requests is encoded
+again on its own, so a text that breaks the engine fails only the request that sent it. The
+event loop only waits on the future.
 
 Texts longer than the model's ``max_seq_length`` (in tokens, special tokens included) are
 refused, not truncated: the request fails with 422 ``input_too_long`` naming them, as the
@@ -24,20 +27,16 @@ from pathlib import Path
 
 import numpy as np
 import numpy.typing as npt
-import torch
-from sentence_transformers import SentenceTransformer
 
+from embedtune import telemetry
 from embedtune.config import Settings
+from embedtune.deployments.backends import Encoder, TorchEncoder, load_sentence_transformer
 
 logger = logging.getLogger(__name__)
 
 
 class ModelUnloaded(Exception):
     """The model was unloaded (least recently used) before the texts reached it."""
-
-
-class ModelNotServable(Exception):
-    """Sentence-Transformers cannot load the model directory."""
 
 
 class InputTooLong(Exception):
@@ -62,42 +61,35 @@ class _Job:
     future: Future[Encoded] = field(default_factory=Future)
 
 
-def load_sentence_transformer(path: Path) -> SentenceTransformer:
-    """Load a model for inference on the GPU if there is one; raises ModelNotServable."""
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    try:
-        model = SentenceTransformer(str(path), device=device, local_files_only=True)
-    except Exception as exc:
-        raise ModelNotServable(f"{type(exc).__name__}: {exc}") from exc
-    model.eval()
-    return model
-
-
 class LoadedModel:
     """A model in memory with its batcher thread."""
 
     def __init__(
         self,
         model_id: str,
-        model: SentenceTransformer,
+        encoder: Encoder,
         *,
         wait_s: float,
         max_batch_texts: int,
         encode_batch_size: int,
+        detail: str = "",
     ) -> None:
         self.model_id = model_id
-        self.model = model
+        self.encoder = encoder
+        #: Why this engine serves (a fallback says what it fell back from).
+        self.detail = detail
         self._wait_s = wait_s
         self._max_batch_texts = max_batch_texts
         self._encode_batch_size = encode_batch_size
-        tokenizer = getattr(model, "tokenizer", None)
-        self._tokenizer = tokenizer if callable(tokenizer) else None
-        self._max_tokens: int | None = getattr(model, "max_seq_length", None)
         self._jobs: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name=f"batcher-{model_id}", daemon=True)
         self._thread.start()
+
+    @property
+    def dimension(self) -> int:
+        return self.encoder.dimension
 
     def submit(self, texts: list[str]) -> Future[Encoded]:
         """Queue ``texts`` for the next group; raises ModelUnloaded once the model is closed.
@@ -105,6 +97,7 @@ class LoadedModel:
         The future raises InputTooLong, or whatever the encoding raised.
         """
         job = _Job(texts)
+        telemetry.observe_embedding_request(len(texts))
         with self._lock:
             if self._closed:
                 raise ModelUnloaded(self.model_id)
@@ -140,56 +133,74 @@ class LoadedModel:
                     break
                 group.append(job)
                 count += len(job.texts)
-            self._encode(group)
+            telemetry.observe_encode_batch(count)
+            self._encode_isolated(group)
 
-    def _token_counts(self, texts: list[str]) -> list[int]:
-        if self._tokenizer is None:
-            return [len(text.split()) for text in texts]
-        encoded = self._tokenizer(
-            texts,
-            add_special_tokens=True,
-            truncation=False,
-            return_attention_mask=False,
-            return_token_type_ids=False,
-            verbose=False,
+    def _encode_isolated(self, group: list[_Job]) -> None:
+        """Encodes the group at once; if that fails, each request alone, so only the ones
+        that fail by themselves get the error."""
+        try:
+            self._encode(group)
+            return
+        except Exception as exc:
+            if len(group) == 1:
+                self._fail(group[0], exc)
+                return
+        logger.warning(
+            "a group of %d requests to model_id=%s failed; encoding each alone",
+            len(group),
+            self.model_id,
         )
-        return [len(ids) for ids in encoded["input_ids"]]
+        for job in group:
+            try:
+                self._encode([job])
+            except Exception as exc:
+                self._fail(job, exc)
+
+    def _fail(self, job: _Job, exc: Exception) -> None:
+        logger.error("encoding with model_id=%s failed", self.model_id, exc_info=exc)
+        if not job.future.done():
+            job.future.set_exception(exc)
 
     def _encode(self, group: list[_Job]) -> None:
-        try:
-            accepted: list[tuple[_Job, list[int]]] = []
-            counts = self._token_counts([text for job in group for text in job.texts])
-            start = 0
-            for job in group:
-                tokens, start = counts[start : start + len(job.texts)], start + len(job.texts)
-                limit = self._max_tokens
-                too_long = [i for i, n in enumerate(tokens) if limit is not None and n > limit]
-                if too_long and limit is not None:
-                    job.future.set_exception(InputTooLong(too_long, limit))
-                else:
-                    accepted.append((job, tokens))
-            if not accepted:
-                return
-            with torch.inference_mode():
-                embeddings = self.model.encode(
-                    [text for job, _ in accepted for text in job.texts],
-                    batch_size=self._encode_batch_size,
-                    convert_to_numpy=True,
-                    show_progress_bar=False,
-                )
-            start = 0
-            for job, tokens in accepted:
-                end = start + len(job.texts)
-                job.future.set_result(Encoded(embeddings[start:end], tokens))
-                start = end
-        except Exception as exc:
-            logger.exception("encoding with model_id=%s failed", self.model_id)
-            for job in group:
-                if not job.future.done():
-                    job.future.set_exception(exc)
+        """Encodes the group's texts in one call, sorted by length; raises what it raised
+        before any future of the group is set (InputTooLong is the job's own outcome)."""
+        accepted: list[tuple[_Job, list[int]]] = []
+        rejected: list[tuple[_Job, InputTooLong]] = []
+        counts = self.encoder.token_counts([text for job in group for text in job.texts])
+        start, limit = 0, self.encoder.max_seq_length
+        for job in group:
+            tokens, start = counts[start : start + len(job.texts)], start + len(job.texts)
+            too_long = [i for i, n in enumerate(tokens) if limit is not None and n > limit]
+            if too_long and limit is not None:
+                rejected.append((job, InputTooLong(too_long, limit)))
+            else:
+                accepted.append((job, tokens))
+        texts = [text for job, _ in accepted for text in job.texts]
+        embeddings = np.zeros((0, self.encoder.dimension), np.float32)
+        if texts:
+            lengths = [n for _, tokens in accepted for n in tokens]
+            order = np.argsort(lengths, kind="stable")
+            sorted_vectors = self.encoder.encode([texts[i] for i in order], self._encode_batch_size)
+            embeddings = np.empty_like(sorted_vectors)
+            embeddings[order] = sorted_vectors
+        for job, error in rejected:
+            job.future.set_exception(error)
+        start = 0
+        for job, tokens in accepted:
+            end = start + len(job.texts)
+            job.future.set_result(Encoded(embeddings[start:end], tokens))
+            start = end
 
 
 Loader = Callable[[str, Path], LoadedModel]
+#: ``open(model_id, path)``: the engine that serves a model, and why that one.
+EncoderOpener = Callable[[str, Path], tuple[Encoder, str]]
+
+
+def open_with_torch(model_id: str, path: Path) -> tuple[Encoder, str]:
+    """Raises ModelNotServable."""
+    return TorchEncoder(load_sentence_transformer(path)), "torch"
 
 
 class ModelCache:
@@ -238,6 +249,27 @@ class ModelCache:
                 model.close()
             return loaded
 
+    def reload(self, model_id: str, path: Path) -> LoadedModel | None:
+        """Loads ``model_id`` again (for another engine) if it is loaded, and swaps the new
+        one in; the old one finishes what was queued for it. None if it was not loaded."""
+        with self._lock:
+            load_lock = self._load_locks.setdefault(model_id, threading.Lock())
+        with load_lock:
+            if self.get(model_id) is None:
+                return None
+            loaded = self._loader(model_id, path)
+            with self._lock:
+                old = self._models.get(model_id)
+                self._models[model_id] = loaded
+            if old is not None:
+                old.close()
+            return loaded
+
+    def loaded(self) -> list[LoadedModel]:
+        """The models in memory, the most recently used first."""
+        with self._lock:
+            return list(reversed(self._models.values()))
+
     def loaded_ids(self) -> list[str]:
         """Model ids in memory, the most recently used first."""
         with self._lock:
@@ -285,26 +317,32 @@ class Inference:
         batch_wait_ms: float,
         max_batch_texts: int,
         encode_batch_size: int,
+        open_encoder: EncoderOpener = open_with_torch,
     ) -> None:
         def loader(model_id: str, path: Path) -> LoadedModel:
+            encoder, detail = open_encoder(model_id, path)
             return LoadedModel(
                 model_id,
-                load_sentence_transformer(path),
+                encoder,
                 wait_s=batch_wait_ms / 1000,
                 max_batch_texts=max_batch_texts,
                 encode_batch_size=encode_batch_size,
+                detail=detail,
             )
 
         self.models = ModelCache(max_loaded_models, loader)
         self.blue = BlueState()
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> Inference:
+    def from_settings(
+        cls, settings: Settings, open_encoder: EncoderOpener = open_with_torch
+    ) -> Inference:
         return cls(
             max_loaded_models=settings.max_loaded_models,
             batch_wait_ms=settings.inference_batch_wait_ms,
             max_batch_texts=settings.inference_max_batch_texts,
             encode_batch_size=settings.inference_encode_batch_size,
+            open_encoder=open_encoder,
         )
 
     def close(self) -> None:

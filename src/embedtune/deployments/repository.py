@@ -5,11 +5,19 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, CursorResult, delete, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, Table, delete, or_, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from embedtune.db import utcnow
-from embedtune.deployments.tables import BLUE, Deployment, DeploymentSlot, DeploymentWait
+from embedtune.deployments.tables import (
+    BLUE,
+    Deployment,
+    DeploymentSlot,
+    DeploymentWait,
+    ModelExport,
+)
 from embedtune.fine_tuning.tables import Task
 
 
@@ -162,3 +170,84 @@ def delete_unclaimed_wait(session: Session, task_id: str) -> bool:
 
 def get_wait(session: Session, task_id: str) -> DeploymentWait | None:
     return session.get(DeploymentWait, task_id, populate_existing=True)
+
+
+# --- Exports
+
+
+def get_export(session: Session, model_id: str) -> ModelExport | None:
+    return session.get(ModelExport, model_id)
+
+
+def list_exports(session: Session) -> list[ModelExport]:
+    return list(session.scalars(select(ModelExport).order_by(ModelExport.model_id)))
+
+
+def insert_pending_export(session: Session, model_id: str, status: str = "pending") -> None:
+    """Creates the model's export row unless it has one (safe to race)."""
+    table = cast(Table, ModelExport.__table__)
+    values = {"model_id": model_id, "status": status, "detail": "", "updated_at": utcnow()}
+    dialect = session.get_bind().dialect.name
+    insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    session.execute(insert(table).values(**values).on_conflict_do_nothing())
+
+
+def claim_export(session: Session, model_id: str, worker: str, stale_before: datetime) -> bool:
+    """Takes a pending export, or a running one whose process stopped beating."""
+    statement = (
+        update(ModelExport)
+        .where(
+            ModelExport.model_id == model_id,
+            or_(
+                ModelExport.status == "pending",
+                (ModelExport.status == "running") & (ModelExport.heartbeat_at < stale_before),
+            ),
+        )
+        .values(status="running", claimed_by=worker, heartbeat_at=utcnow(), updated_at=utcnow())
+    )
+    return _rowcount(session, statement) == 1
+
+
+def finish_export(
+    session: Session,
+    model_id: str,
+    worker: str,
+    status: str,
+    detail: str,
+    directory: str | None,
+    quality: dict[str, Any] | None,
+) -> bool:
+    """Records the outcome of the export ``worker`` holds; False if it lost it meanwhile."""
+    statement = (
+        update(ModelExport)
+        .where(ModelExport.model_id == model_id, ModelExport.claimed_by == worker)
+        .where(ModelExport.status == "running")
+        .values(
+            status=status,
+            detail=detail,
+            directory=directory,
+            quality=quality,
+            claimed_by=None,
+            updated_at=utcnow(),
+        )
+    )
+    return _rowcount(session, statement) == 1
+
+
+def list_pending_exports(session: Session, stale_before: datetime) -> list[str]:
+    statement = select(ModelExport.model_id).where(
+        or_(
+            ModelExport.status == "pending",
+            (ModelExport.status == "running") & (ModelExport.heartbeat_at < stale_before),
+        )
+    )
+    return list(session.scalars(statement))
+
+
+def reopen_unneeded_exports(session: Session) -> None:
+    """Exports skipped while torch served become pending once another engine is set."""
+    session.execute(
+        update(ModelExport)
+        .where(ModelExport.status == "not_needed")
+        .values(status="pending", updated_at=utcnow())
+    )

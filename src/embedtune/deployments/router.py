@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
 from embedtune.config import SettingsDep
 from embedtune.db import SessionDep
-from embedtune.deployments import service
+from embedtune.deployments import embeddings, openai_compat, service
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.schemas import (
     BlueUpdate,
     DeploymentsOut,
     EmbeddingsRequest,
     EmbeddingsResponse,
+    OpenAIError,
+    OpenAIModel,
+    OpenAIModelList,
 )
 from embedtune.errors import error_responses
 
@@ -30,29 +33,62 @@ InferenceDep = Annotated[Inference, Depends(get_inference)]
 router = APIRouter(tags=["deployments"])
 
 
+def _openai_errors(*status_codes: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI declarations of ``/v1/*`` errors, which come in OpenAI's envelope."""
+    return {
+        code: {"model": OpenAIError, "description": entry["description"]}
+        for code, entry in error_responses(*status_codes).items()
+    }
+
+
 @router.post(
     "/v1/embeddings",
     response_class=JSONResponse,
+    tags=["openai"],
     responses={
         200: {"model": EmbeddingsResponse, "description": "The embeddings, in input order"},
-        **error_responses(404, 409, 413, 422),
+        **_openai_errors(401, 404, 409, 413, 422),
     },
 )
 async def create_embeddings(body: EmbeddingsRequest, inference: InferenceDep) -> JSONResponse:
     """Embed texts with a model, or with the blue model when ``model`` is ``blue`` or absent.
 
-    Compatible with the OpenAI embeddings API. Texts longer than the model's token limit are
-    refused with 422 ``input_too_long`` rather than truncated.
+    Compatible with the OpenAI embeddings API, errors included. Texts longer than the
+    model's token limit are refused with 422 ``input_too_long`` rather than truncated.
     """
     # Built as plain JSON: validating thousands of floats through a response model would
     # cost more than encoding them.
-    return JSONResponse(await service.create_embeddings(inference, body))
+    return JSONResponse(await embeddings.create_embeddings(inference, body))
+
+
+@router.get(
+    "/v1/models", response_model=OpenAIModelList, tags=["openai"], responses=_openai_errors(401)
+)
+def list_openai_models(session: SessionDep) -> OpenAIModelList:
+    """The registered models as OpenAI model objects, ``blue`` (the live model) first."""
+    return openai_compat.list_models(session)
+
+
+@router.get(
+    "/v1/models/{model_id}",
+    response_model=OpenAIModel,
+    tags=["openai"],
+    responses=_openai_errors(401, 404),
+)
+def get_openai_model(
+    model_id: Annotated[str, Path(max_length=255)], session: SessionDep
+) -> OpenAIModel:
+    """One registered model, or ``blue``; 404 ``model_not_found``."""
+    return openai_compat.get_model(session, model_id)
 
 
 @router.get("/deployments", response_model=DeploymentsOut)
-def get_deployments(session: SessionDep, inference: InferenceDep) -> DeploymentsOut:
-    """The blue model, the previous ones (latest first) and the models in this process."""
-    return service.get_deployments(session, inference)
+def get_deployments(
+    session: SessionDep, inference: InferenceDep, settings: SettingsDep
+) -> DeploymentsOut:
+    """The blue model, the previous ones (latest first), the models in this process, and
+    each model's serving engine and export status."""
+    return service.get_deployments(session, inference, settings)
 
 
 @router.put(

@@ -5,29 +5,61 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from embedtune.training.evaluation import METRIC_NAMES
+from embedtune.training.metric_names import METRIC_NAMES
 
 #: The most texts one request may embed (the OpenAI API's own limit).
 MAX_INPUTS = 2048
 BLUE_ALIAS = "blue"
 
 
+TokenIds = Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(max_length=8192)]
+
+
+def _valid_unicode(text: str, where: str) -> None:
+    """Raises ValueError on a lone surrogate, which no tokenizer can take."""
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(
+            f"{where} is not valid Unicode (a lone surrogate at character {exc.start})"
+        ) from exc
+
+
 class EmbeddingsRequest(BaseModel):
     """``POST /v1/embeddings``. ``model`` is a model id, or ``blue`` / absent for the live
-    model. ``dimensions`` is not supported; ``user`` is accepted and ignored."""
+    model; ``user`` is accepted and ignored."""
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str | list[str] = Field(
-        description="A text or a list of up to 2,048 texts; none may be empty."
+    input: str | list[str] | TokenIds | list[TokenIds] = Field(
+        description="A text, a list of up to 2,048 texts (none empty), or token ids of the "
+        "model's own tokenizer: one list of ids or a list of such lists."
     )
     model: str | None = Field(default=None, max_length=255)
     encoding_format: Literal["float", "base64"] = "float"
-    user: str | None = None
+    dimensions: int | None = Field(
+        default=None,
+        ge=1,
+        le=65536,
+        description="Keep the first N dimensions of each embedding (renormalized); "
+        "at most the model's size.",
+    )
+    user: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("input")
+    @classmethod
+    def _texts_are_unicode(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            _valid_unicode(value, "input")
+        elif isinstance(value, list):
+            for index, item in enumerate(value):
+                if isinstance(item, str):
+                    _valid_unicode(item, f"input[{index}]")
+        return value
 
 
 class Embedding(BaseModel):
@@ -61,10 +93,32 @@ class BluePeriod(BaseModel):
     until: datetime | None
 
 
+class ModelServing(BaseModel):
+    """How a model is (or would be) served by this process."""
+
+    model_id: str
+    loaded: bool = Field(description="Whether it is in this process's memory")
+    backend: Literal["torch", "onnx", "openvino"] = Field(
+        description="The engine serving it (when loaded) or meant to serve it"
+    )
+    variant: str | None = Field(description="The exported file served; null for torch")
+    export_status: Literal["pending", "running", "ready", "failed", "not_needed"]
+    export_detail: str = Field(description="How the export went")
+    detail: str = Field(description="Why this engine serves, fallbacks included")
+    quality: dict[str, Any] | None = Field(
+        description="The quality check's figures: torch's MRR@10 and, per exported variant, "
+        "mean/min cosine with torch and MRR@10"
+    )
+
+
 class DeploymentsOut(BaseModel):
     blue: BlueOut | None = Field(description="The live model; null until one is deployed.")
     history: list[BluePeriod] = Field(description="Previous blue models, the latest first.")
     loaded: list[str] = Field(description="Models in this process's memory.")
+    models: list[ModelServing] = Field(
+        default_factory=list,
+        description="Models loaded here or exported: engine, export status and quality.",
+    )
 
 
 class BlueUpdate(BaseModel):
@@ -115,3 +169,35 @@ class DeployOptions(BaseModel):
     def from_metadata(cls, metadata: dict[str, Any]) -> DeployOptions:
         """Raises ``pydantic.ValidationError`` on a bad ``metadata["deploy"]``."""
         return cls.model_validate(metadata.get("deploy") or {})
+
+
+class OpenAIModel(BaseModel):
+    """An OpenAI model object, with embedtune's own fields after OpenAI's four."""
+
+    id: str
+    object: Literal["model"] = "model"
+    created: int = Field(description="Unix time of the registration (of the switch for blue)")
+    owned_by: str
+    name: str
+    #: For ``blue``: the model it stands for.
+    root: str | None = None
+    parent: str | None = Field(default=None, description="The base model it was tuned from")
+    blue: bool = Field(description="Whether this is the live model")
+
+
+class OpenAIModelList(BaseModel):
+    object: Literal["list"] = "list"
+    data: list[OpenAIModel]
+
+
+class OpenAIErrorBody(BaseModel):
+    message: str
+    type: str
+    param: str | None
+    code: str
+
+
+class OpenAIError(BaseModel):
+    """Errors on ``/v1/*``: OpenAI's envelope."""
+
+    error: OpenAIErrorBody

@@ -18,8 +18,6 @@ outcome is ``conflict``. Canceling the (completed) task ends a wait: ``canceled`
 
 from __future__ import annotations
 
-import asyncio
-import base64
 import gc
 import logging
 from collections.abc import Iterator
@@ -28,36 +26,26 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-import numpy as np
 from fastapi.concurrency import run_in_threadpool
 from pydantic import ValidationError
 from sentence_transformers import SentenceTransformer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts
+from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session, unit_of_work, utcnow
-from embedtune.deployments import repository
-from embedtune.deployments.inference import (
-    BlueRef,
-    Inference,
-    InputTooLong,
-    LoadedModel,
-    ModelNotServable,
-    ModelUnloaded,
-    load_sentence_transformer,
-)
+from embedtune.deployments import exports, repository
+from embedtune.deployments.backends import ModelNotServable, load_sentence_transformer
+from embedtune.deployments.inference import BlueRef, Inference, LoadedModel
 from embedtune.deployments.schemas import (
     BLUE_ALIAS,
-    MAX_INPUTS,
     BlueOut,
     BluePeriod,
     DeploymentsOut,
     DeploymentStatus,
     DeployOptions,
-    EmbeddingsRequest,
     TaskDeployment,
 )
 from embedtune.errors import InvalidState, Unprocessable
@@ -70,12 +58,11 @@ from embedtune.models import service as models
 from embedtune.models.tables import EmbeddingModel
 from embedtune.training.data import Example, load_examples, split_examples
 from embedtune.training.evaluation import retrieval_metrics
+from embedtune.webhooks import service as webhooks
 
 logger = logging.getLogger(__name__)
 
 HISTORY_LIMIT = 50
-#: A request whose model is unloaded between lookup and submit looks it up again.
-MAX_RESOLVE_ATTEMPTS = 3
 
 
 class DeploymentInProgress(InvalidState):
@@ -115,7 +102,8 @@ def servable_model(session: Session, model_id: str) -> EmbeddingModel:
 def _load(inference: Inference, model: EmbeddingModel) -> LoadedModel:
     """Raises Unprocessable ``model_not_servable``."""
     try:
-        return inference.models.load(model.id, artifacts.local_model_dir(model.path))
+        with telemetry.MODEL_LOAD.time():
+            return inference.models.load(model.id, artifacts.local_model_dir(model.path))
     except ModelNotServable as exc:
         raise Unprocessable(
             f"model {model.id!r} cannot be served: {exc}", code="model_not_servable"
@@ -160,7 +148,7 @@ def _load_named(inference: Inference, model_id: str) -> LoadedModel:
     return _load(inference, model)
 
 
-async def _resolve(inference: Inference, name: str | None) -> LoadedModel:
+async def resolve(inference: Inference, name: str | None) -> LoadedModel:
     """The loaded model for a request; loads it (off the event loop) if needed."""
     if name is None or name == BLUE_ALIAS:
         ref = inference.blue.get()
@@ -172,68 +160,6 @@ async def _resolve(inference: Inference, name: str | None) -> LoadedModel:
     if loaded is None:
         loaded = await run_in_threadpool(_load_named, inference, name)
     return loaded
-
-
-def _texts(request: EmbeddingsRequest) -> list[str]:
-    texts = [request.input] if isinstance(request.input, str) else request.input
-    if not texts:
-        raise Unprocessable("input must hold at least one text", code="empty_input")
-    if len(texts) > MAX_INPUTS:
-        raise Unprocessable(
-            f"input holds {len(texts)} texts; at most {MAX_INPUTS} are allowed",
-            code="too_many_inputs",
-        )
-    empty = [i for i, text in enumerate(texts) if not text.strip()]
-    if empty:
-        raise Unprocessable(f"input(s) {empty[:20]} are empty", code="empty_input")
-    return texts
-
-
-def _encode_vector(vector: np.ndarray[Any, Any], encoding_format: str) -> list[float] | str:
-    if encoding_format == "base64":
-        return base64.b64encode(vector.astype("<f4").tobytes()).decode("ascii")
-    values: list[float] = vector.tolist()
-    return values
-
-
-async def create_embeddings(inference: Inference, request: EmbeddingsRequest) -> dict[str, Any]:
-    """Embeds ``request.input`` with one model, batched with concurrent requests.
-
-    Returns the OpenAI-shaped response body. Raises Unprocessable (``empty_input``,
-    ``too_many_inputs``, ``input_too_long``, ``model_not_servable``, ``plugin_unavailable``),
-    NotFound (``model_not_found``) and InvalidState (``no_blue_model``).
-    """
-    texts = _texts(request)
-    for attempt in range(MAX_RESOLVE_ATTEMPTS):
-        loaded = await _resolve(inference, request.model)
-        try:
-            future = loaded.submit(texts)
-            break
-        except ModelUnloaded:
-            if attempt == MAX_RESOLVE_ATTEMPTS - 1:
-                raise
-    try:
-        encoded = await asyncio.wrap_future(future)
-    except InputTooLong as exc:
-        raise Unprocessable(
-            f"input(s) {exc.indexes[:20]} are longer than the {exc.limit} tokens model "
-            f"{loaded.model_id!r} takes; shorten or split them",
-            code="input_too_long",
-        ) from exc
-    tokens = sum(encoded.tokens)
-    return {
-        "object": "list",
-        "data": [
-            {
-                "object": "embedding",
-                "index": index,
-                "embedding": _encode_vector(vector, request.encoding_format),
-            }
-            for index, vector in enumerate(encoded.embeddings)
-        ],
-        "model": loaded.model_id,
-        "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-    }
 
 
 def refresh_blue(inference: Inference) -> None:
@@ -257,7 +183,7 @@ def refresh_blue(inference: Inference) -> None:
 
 
 @unit_of_work
-def get_deployments(session: Session, inference: Inference) -> DeploymentsOut:
+def get_deployments(session: Session, inference: Inference, settings: Settings) -> DeploymentsOut:
     slot = repository.get_blue(session)
     periods = repository.list_history(session, HISTORY_LIMIT + 1)
     return DeploymentsOut(
@@ -268,6 +194,7 @@ def get_deployments(session: Session, inference: Inference) -> DeploymentsOut:
             if p.until is not None
         ][:HISTORY_LIMIT],
         loaded=inference.models.loaded_ids(),
+        models=exports.list_serving(session, inference, settings),
     )
 
 
@@ -306,6 +233,7 @@ def _switch(
         _load(inference, model)
         if not repository.switch_blue(session, token, model_id, reason, task_id=None):
             raise DeploymentInProgress()  # our lock expired and another deployment took it
+        _notify_changed(session, slot.model_id, model_id, reason, None)
         session.commit()
     slot = repository.get_blue(session)
     if slot is not None:
@@ -324,7 +252,7 @@ def set_blue(
     (``deployment_in_progress``).
     """
     _switch(session, inference, settings, model_id, "manual")
-    return get_deployments(session, inference)
+    return get_deployments(session, inference, settings)
 
 
 @unit_of_work
@@ -335,7 +263,24 @@ def rollback(session: Session, inference: Inference, settings: Settings) -> Depl
     if previous is None:
         raise InvalidState("there is no previous blue model", code="no_previous_blue")
     _switch(session, inference, settings, previous.model_id, "rollback")
-    return get_deployments(session, inference)
+    return get_deployments(session, inference, settings)
+
+
+def _notify_changed(
+    session: Session, before: str | None, after: str, reason: str, task_id: str | None
+) -> None:
+    """A ``deployment.changed`` webhook, committed with the switch."""
+    webhooks.enqueue(
+        session,
+        "deployment.changed",
+        {
+            "slot": "blue",
+            "model_before": before,
+            "model_after": after,
+            "reason": reason,
+            "task_id": task_id,
+        },
+    )
 
 
 # --- deploy_as_blue
@@ -530,6 +475,7 @@ def _decide_locked(
         gc.collect()
     if not repository.switch_blue(session, token, candidate_id, "task", task.id):
         raise ValueError("the deployment lock expired before the switch")
+    _notify_changed(session, blue_id, candidate_id, "task", task.id)
     outcome = TaskDeployment(
         status=DeploymentStatus.deployed,
         blue_before=blue_id,

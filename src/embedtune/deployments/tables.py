@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String
+from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from embedtune.db import Base, UTCDateTime, utcnow
@@ -70,3 +71,27 @@ class DeploymentWait(Base):
     claim_token: Mapped[str | None] = mapped_column(String(64))
     claimed_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class ModelExport(Base):
+    """The ONNX/OpenVINO export of one model: made once, by one process, then reused.
+
+    ``status`` moves ``pending → running → ready | failed`` (``not_needed`` where torch
+    serves anyway). ``claimed_by``/``heartbeat_at`` tell a running export from one whose
+    process died, which another process may take over.
+    """
+
+    __tablename__ = "model_export"
+
+    model_id: Mapped[str] = mapped_column(
+        String(255), ForeignKey("embedding_model.id", ondelete="CASCADE"), primary_key=True
+    )
+    status: Mapped[str] = mapped_column(String(16))
+    detail: Mapped[str] = mapped_column(Text, default="")
+    #: The directory holding ``onnx/``, ``openvino/`` and ``export.json``.
+    directory: Mapped[str | None] = mapped_column(Text)
+    #: The quality check's figures per variant (see ``export.json``).
+    quality: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    heartbeat_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

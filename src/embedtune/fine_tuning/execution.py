@@ -12,12 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from embedtune import artifacts
+from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session
 from embedtune.deployments import service as deployments
 from embedtune.fine_tuning import repository, service
+from embedtune.fine_tuning.progress import PROGRESS_INTERVAL_S, ProgressJournal
+from embedtune.fine_tuning.states import EventKind
 from embedtune.fine_tuning.tables import Task
 from embedtune.ids import new_id
 from embedtune.models import repository as models_repository
@@ -31,6 +33,7 @@ from embedtune.training.plugin import (
     TrainingResult,
     TrainingStopped,
 )
+from embedtune.workers import presence
 
 logger = logging.getLogger(__name__)
 
@@ -43,8 +46,9 @@ def worker_id() -> str:
 
 
 class TaskReport:
-    """The plugin's ``report``: progress in memory, written with the heartbeat by a monitor
-    thread that also notices when the task stops being this worker's (canceled, recovered)."""
+    """The plugin's ``report``: progress in memory, written (row and stream events, at a
+    bounded rate) by a monitor thread that also heartbeats and notices when the task stops
+    being this worker's (canceled, recovered)."""
 
     def __init__(
         self,
@@ -59,9 +63,8 @@ class TaskReport:
         self._shutting_down = shutting_down
         self._abort_requested = abort_requested
         self._work_dir = artifacts.task_work_dir(task.id)
-        self._lock = threading.Lock()
-        self._progress: float | None = None
-        self._state: dict[str, Any] | None = None
+        self._journal = ProgressJournal()
+        self._steps = telemetry.StepTimer()
         self._lost = threading.Event()
         self._done = threading.Event()
         self._monitor = threading.Thread(
@@ -85,6 +88,7 @@ class TaskReport:
         epoch: float | None = None,
         trial: int | None = None,
         loss: float | None = None,
+        learning_rate: float | None = None,
     ) -> None:
         state = {
             "step": step,
@@ -92,27 +96,49 @@ class TaskReport:
             "epoch": epoch,
             "trial": trial,
             "loss": loss,
+            "learning_rate": learning_rate,
         }
-        with self._lock:
-            self._progress = min(max(float(fraction), 0.0), 1.0)
-            self._state = {key: value for key, value in state.items() if value is not None}
+        self._steps.step(step)
+        position = {key: value for key, value in state.items() if value is not None}
+        self._journal.progress(fraction, position)
+
+    def evaluated(
+        self, metrics: dict[str, float], *, step: int | None = None, epoch: float | None = None
+    ) -> None:
+        detail: dict[str, Any] = {"metrics": metrics, "step": step, "epoch": epoch}
+        self._journal.add(EventKind.evaluated, {k: v for k, v in detail.items() if v is not None})
+
+    def checkpoint_saved(self, step: int, *, name: str | None = None) -> None:
+        detail: dict[str, Any] = {"step": step, "name": name}
+        self._journal.add(
+            EventKind.checkpoint_saved, {k: v for k, v in detail.items() if v is not None}
+        )
 
     def should_stop(self) -> bool:
         return self._lost.is_set() or self._shutting_down.is_set() or self._abort_requested()
 
     def __enter__(self) -> TaskReport:
+        presence.task_started(self._task_id)
         self._monitor.start()
         return self
 
     def __exit__(self, *_: object) -> None:
         self._done.set()
         self._monitor.join()
+        presence.task_finished(self._task_id)
+        if not self._lost.is_set():
+            try:
+                self._beat()  # the last progress of the run always reaches the stream
+            except Exception:
+                logger.exception("last progress of task_id=%s not recorded", self._task_id)
 
     def _beat(self) -> None:
-        with self._lock:
-            progress, state = self._progress, self._state
+        progress, state, events = self._journal.take()
         with new_session(writer=True) as session:
             alive = repository.heartbeat(session, self._task_id, self._message_id, progress, state)
+            if alive:
+                for kind, detail in events:
+                    repository.add_event(session, self._task_id, kind, **detail)
             session.commit()
         if not alive:
             logger.info("task_id=%s is no longer ours to run; stopping", self._task_id)
@@ -126,14 +152,17 @@ class TaskReport:
         )
 
     def _run_monitor(self) -> None:
-        last_beat = 0.0
-        while not self._done.wait(STOP_POLL_INTERVAL_S):
+        last_beat = last_check = 0.0
+        while not self._done.wait(PROGRESS_INTERVAL_S):
             try:
-                if time.monotonic() - last_beat >= self._settings.heartbeat_interval:
-                    self._beat()
-                    last_beat = time.monotonic()
-                elif not self._still_ours():
-                    self._lost.set()
+                now = time.monotonic()
+                if self._journal.due() or now - last_beat >= self._settings.heartbeat_interval:
+                    self._beat()  # progress events and the heartbeat, in one transaction
+                    last_beat = last_check = now
+                elif now - last_check >= STOP_POLL_INTERVAL_S:
+                    last_check = now
+                    if not self._still_ours():
+                        self._lost.set()
             except Exception:
                 logger.exception("heartbeat of task_id=%s failed", self._task_id)
 

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session
 
 from embedtune.batches.tables import Batch
 from embedtune.db import utcnow
+from embedtune.fine_tuning import journal
 from embedtune.fine_tuning.states import (
     CANCELABLE,
     CLAIMABLE,
@@ -45,7 +46,6 @@ def get_by_idempotency_key(session: Session, key: str) -> Task | None:
 
 
 _INSERT_TASK = insert(cast(Table, Task.__table__))
-_INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__))
 _REFERENCES = select(
     select(EmbeddingModel.plugin)
     .where(EmbeddingModel.id == bindparam("model_id"))
@@ -77,8 +77,9 @@ _TASK_COLUMNS = tuple(
 def insert_new(
     session: Session, task: Task, first_events: Sequence[tuple[EventKind, dict[str, Any]]]
 ) -> None:
-    """INSERTs ``task`` (the columns set on it) and its first events, stamped with its
-    ``created_at``. A duplicate idempotency key raises ``IntegrityError`` here.
+    """INSERTs ``task`` (the columns set on it); its first events, stamped with its
+    ``created_at``, are written at commit (see ``journal``). A duplicate idempotency key
+    raises ``IntegrityError`` here.
 
     Core statements on the session's connection, not a flush: creation is the API's
     busiest write, and a unit-of-work flush costs about twice the INSERTs. So ``task``
@@ -92,12 +93,8 @@ def insert_new(
         if (value := getattr(task, attribute)) is not None
     }
     connection.execute(_INSERT_TASK, row)
-    events = [
-        {"task_id": task.id, "kind": kind.value, "detail": detail, "created_at": task.created_at}
-        for kind, detail in first_events
-    ]
-    if events:  # an empty parameter list would insert one row of defaults
-        connection.execute(_INSERT_EVENTS, events)
+    for kind, detail in first_events:
+        journal.record(session, task.id, kind, detail, task.created_at)
 
 
 NEWEST_FIRST = (Task.created_at.desc(), Task.id.desc())
@@ -335,7 +332,8 @@ def list_undispatched_pending(session: Session, dispatched_before: datetime | No
 
 
 def add_event(session: Session, task_id: str, kind: EventKind, **detail: Any) -> None:
-    session.add(TaskEvent(task_id=task_id, kind=kind.value, detail=detail))
+    """Records an event; it is written, under an id in commit order, when the session commits."""
+    journal.record(session, task_id, kind, detail)
 
 
 def list_events(session: Session, task_id: str) -> list[TaskEvent]:

@@ -6,12 +6,15 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
+from sqlalchemy.orm import Session
 
+from embedtune.config import Settings, SettingsDep
 from embedtune.db import SessionDep
 from embedtune.errors import error_responses
-from embedtune.fine_tuning import service
+from embedtune.fine_tuning import estimates, service
 from embedtune.fine_tuning.schemas import TaskCreate, TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
+from embedtune.fine_tuning.tables import Task
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.queue import Dispatcher
 
@@ -65,6 +68,7 @@ async def create_task(
 )
 def list_tasks(
     session: SessionDep,
+    settings: SettingsDep,
     page: PageDep,
     response: Response,
     status: Annotated[list[TaskStatus] | None, Query(description="Repeatable")] = None,
@@ -72,12 +76,23 @@ def list_tasks(
     """Tasks, newest first."""
     tasks, total = service.list_tasks(session, status or [], page.offset, page.limit)
     set_total(response, total)
-    return [TaskOut.model_validate(task) for task in tasks]
+    return _with_estimates(session, tasks, settings)
 
 
 @router.get("/task/{task_id}", response_model=TaskOut, responses=error_responses(404))
-def get_task(task_id: str, session: SessionDep) -> TaskOut:
-    return TaskOut.model_validate(service.get_task(session, task_id))
+def get_task(task_id: str, session: SessionDep, settings: SettingsDep) -> TaskOut:
+    return _with_estimates(session, [service.get_task(session, task_id)], settings)[0]
+
+
+def _with_estimates(session: Session, tasks: list[Task], settings: Settings) -> list[TaskOut]:
+    """The tasks with their queue position and estimates (null where unknown)."""
+    found = estimates.estimate(session, tasks, settings)
+    return [
+        TaskOut.model_validate(task).model_copy(update=found[task.id].as_update())
+        if task.id in found
+        else TaskOut.model_validate(task)
+        for task in tasks
+    ]
 
 
 @router.put("/task/{task_id}/cancel", response_model=TaskOut, responses=error_responses(404, 409))

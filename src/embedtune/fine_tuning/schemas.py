@@ -60,11 +60,19 @@ class TaskOut(BaseModel):
     updated_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    #: Pending: 1 is the next task a free worker of its queue claims; null otherwise.
+    queue_position: int | None = None
+    #: When a pending task should start (null with no live worker or no measured run).
+    estimated_start_at: datetime | None = None
+    #: When the task should finish, from this run's step rate or recent runs; null if unknown.
+    estimated_finish_at: datetime | None = None
 
 
 class TaskEventOut(BaseModel):
     model_config = ConfigDict(from_attributes=True)
 
+    #: Increasing in commit order: the stream's ``id:`` (``Last-Event-ID``).
+    id: int
     kind: str
     detail: dict[str, Any]
     created_at: datetime

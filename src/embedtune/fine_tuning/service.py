@@ -19,6 +19,7 @@ from embedtune.batches import service as batches
 from embedtune.db import unit_of_work, utcnow
 from embedtune.deployments import service as deployments
 from embedtune.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
+from embedtune.feedback import service as feedback
 from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.schemas import TaskCreate
 from embedtune.fine_tuning.states import EventKind, TaskStatus
@@ -78,8 +79,9 @@ def create_task(
 
     Returns ``(task, created)``. Raises Unprocessable (``idempotency_key_mismatch``,
     ``idempotency_key_reused``, ``metadata_too_large``, ``plugin_unavailable``,
-    ``batch_required``, ``invalid_training_options``) and NotFound (``model_not_found``,
-    ``batch_not_found``).
+    ``no_feedback``, ``invalid_training_options``) and NotFound (``model_not_found``,
+    ``batch_not_found``). Without a ``batch_id``, a plugin that needs one trains on the
+    feedback released here (release id: the idempotency key, else the task id).
     """
     key = _idempotency_key(request, header_key)
     metadata = request.metadata or {}
@@ -99,8 +101,6 @@ def create_task(
     if request.batch_id is not None and not batch_exists:
         raise batches.batch_not_found(request.batch_id)
     plugin = models.require_plugin(plugin_name, for_training=True)
-    if plugin.requires_batch and request.batch_id is None:
-        raise Unprocessable(f"plugin {plugin_name!r} needs a batch_id", code="batch_required")
     try:
         plugin.validate_training_options(metadata)
     except ValueError as exc:
@@ -110,11 +110,14 @@ def create_task(
     except ValueError as exc:
         raise Unprocessable(str(exc), code="invalid_deploy_options") from exc
 
+    task_id, batch_id = new_id("ft-"), request.batch_id
+    if plugin.requires_batch and batch_id is None:
+        batch_id = feedback.release(session, key or task_id)[0].id
     now = utcnow()
     task = Task(
-        id=new_id("ft-"),
+        id=task_id,
         embedding_model_id=request.embedding_model_id,
-        batch_id=request.batch_id,
+        batch_id=batch_id,
         status=TaskStatus.pending.value,
         metadata_=metadata,
         idempotency_key=key,

@@ -72,6 +72,8 @@ class Task(Base):
         CheckConstraint("progress >= 0 AND progress <= 1", name="progress"),
         Index("ix_fine_tuning_task_created_at_id", "created_at", "id"),
         Index("ix_fine_tuning_task_status_created_at_id", "status", "created_at", "id"),
+        #: Queue positions: the pending tasks sent before this one.
+        Index("ix_fine_tuning_task_status_dispatched_at_id", "status", "dispatched_at", "id"),
     )
 
 

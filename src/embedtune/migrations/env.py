@@ -8,8 +8,11 @@ from embedtune.auth import tables as _auth  # noqa: F401
 from embedtune.batches import tables as _batches  # noqa: F401
 from embedtune.db import Base, get_writer_engine
 from embedtune.deployments import tables as _deployments  # noqa: F401
+from embedtune.feedback import tables as _feedback  # noqa: F401
 from embedtune.fine_tuning import tables as _fine_tuning  # noqa: F401
 from embedtune.models import tables as _models  # noqa: F401
+from embedtune.webhooks import tables as _webhooks  # noqa: F401
+from embedtune.workers import tables as _workers  # noqa: F401
 
 #: Serializes concurrent migrations on PostgreSQL (API and workers starting together).
 MIGRATION_LOCK_ID = 7_204_331

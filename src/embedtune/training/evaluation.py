@@ -8,9 +8,8 @@ import torch
 from sentence_transformers import SentenceTransformer
 
 from embedtune.training.data import Example
+from embedtune.training.metric_names import METRIC_NAMES as METRIC_NAMES
 
-#: The metric names, as stored in the task's ``before``/``after`` metrics.
-METRIC_NAMES = ("mrr@10", "ndcg@10", "recall@1", "recall@10")
 _CUTOFF = 10
 _ENCODE_BATCH_SIZE = 64
 

@@ -92,8 +92,22 @@ class TrainingReport(Protocol):
         epoch: float | None = None,
         trial: int | None = None,
         loss: float | None = None,
+        learning_rate: float | None = None,
     ) -> None:
-        """Publish progress (0.0 to 1.0) and the current position; cheap to call often."""
+        """Publish progress (0.0 to 1.0) and the current position; cheap to call often.
+
+        Followers see it live (at most a few events a second; the last one always arrives).
+        """
+        ...
+
+    def evaluated(
+        self, metrics: dict[str, float], *, step: int | None = None, epoch: float | None = None
+    ) -> None:
+        """Publish a held-out evaluation made during training (an ``evaluated`` event)."""
+        ...
+
+    def checkpoint_saved(self, step: int, *, name: str | None = None) -> None:
+        """Publish that a checkpoint of ``step`` was saved (a ``checkpoint_saved`` event)."""
         ...
 
     def should_stop(self) -> bool:

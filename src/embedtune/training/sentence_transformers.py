@@ -247,7 +247,14 @@ class _Progress:
     def set_trial_steps(self, trial: int, steps: int) -> None:
         self._steps[trial] = steps
 
-    def update(self, trial: int, step: int, epoch: float | None, loss: float | None) -> None:
+    def update(
+        self,
+        trial: int,
+        step: int,
+        epoch: float | None,
+        loss: float | None,
+        learning_rate: float | None = None,
+    ) -> None:
         done = sum(self._steps[:trial]) + step
         total = sum(self._steps)
         # Monotone even when an estimate is corrected downwards or upwards mid-run.
@@ -259,6 +266,7 @@ class _Progress:
             epoch=epoch,
             trial=trial,
             loss=loss,
+            learning_rate=learning_rate,
         )
 
 
@@ -307,7 +315,31 @@ class _ReportCallback(TrainerCallback):
         **kwargs: Any,
     ) -> None:
         if logs is not None and "loss" in logs:
-            self._progress.update(self._trial, state.global_step, state.epoch, logs["loss"])
+            self._progress.update(
+                self._trial, state.global_step, state.epoch, logs["loss"], logs.get("learning_rate")
+            )
+
+    def on_evaluate(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        metrics: dict[str, float] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        if metrics:
+            self._report.evaluated(dict(metrics), step=state.global_step, epoch=state.epoch)
+
+    def on_save(
+        self,
+        args: TrainingArguments,
+        state: TrainerState,
+        control: TrainerControl,
+        **kwargs: Any,
+    ) -> None:
+        self._report.checkpoint_saved(
+            state.global_step, name=f"trial-{self._trial}/checkpoint-{state.global_step}"
+        )
 
 
 class _Trainer(SentenceTransformerTrainer):

@@ -1,5 +1,6 @@
 // The embedtune dashboard: plain JavaScript, no dependencies. Every view reads the public
-// API (the same one the CLI and the Python client use) and polls it for live updates.
+// API (the same one the CLI and the Python client use); the task views follow the event
+// streams for live updates, the others poll.
 "use strict";
 
 const KEY_STORAGE = "embedtune.apiKey";
@@ -273,25 +274,122 @@ function poll(refresh) {
   return () => { stopped = true; clearTimeout(timer); };
 }
 
+// Reads a Server-Sent Events stream with fetch (EventSource cannot send the API key), and
+// reconnects with Last-Event-ID so nothing is missed. onEvent(data, type) returning false
+// ends it; onUnavailable() is called instead if the server has no such stream (older).
+function followStream(path, onEvent, onUnavailable) {
+  const controller = new AbortController();
+  let lastId = null;
+  let stopped = false;
+  const dispatch = (type, lines) => {
+    if (!lines.length) return true;
+    return onEvent(JSON.parse(lines.join("\n")), type || "message") !== false;
+  };
+  const read = async () => {
+    const headers = authHeaders();
+    if (lastId !== null) headers["Last-Event-ID"] = lastId;
+    const response = await fetch(path, { headers, signal: controller.signal });
+    if (response.status === 404 || response.status === 405) return "unavailable";
+    if (!response.ok || !response.body) throw new Error(`stream answered ${response.status}`);
+    const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+    let buffer = "", type = "", data = [];
+    for (;;) {
+      const { value, done } = await reader.read();
+      if (done) return "ended";
+      buffer += value;
+      const lines = buffer.split("\n");
+      buffer = lines.pop();
+      for (const raw of lines) {
+        const line = raw.endsWith("\r") ? raw.slice(0, -1) : raw;
+        if (line === "") {
+          const more = dispatch(type, data);
+          type = ""; data = [];
+          if (!more) return "done";
+        } else if (line.startsWith("data:")) data.push(line.slice(5).replace(/^ /, ""));
+        else if (line.startsWith("event:")) type = line.slice(6).trim();
+        else if (line.startsWith("id:")) lastId = line.slice(3).trim();
+      }
+    }
+  };
+  (async () => {
+    while (!stopped) {
+      try {
+        const outcome = await read();
+        if (outcome === "done") return;
+        if (outcome === "unavailable") { if (!stopped) onUnavailable(); return; }
+      } catch (error) {
+        if (stopped) return;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 1000));  // then reconnect
+    }
+  })();
+  return () => { stopped = true; controller.abort(); };
+}
+
+// One refresh at a time; asked again meanwhile, it runs once more after.
+function refresher(refresh) {
+  let running = false;
+  let again = false;
+  return async function update() {
+    if (running) { again = true; return; }
+    running = true;
+    try {
+      do { again = false; await refresh(); } while (again);
+    } catch (error) {
+      toast(error.message, true);
+    } finally {
+      running = false;
+    }
+  };
+}
+
+// Refreshes a view at each event of the stream at `path`, falling back to polling.
+function live(refresh, path, onEvent = () => true) {
+  const update = refresher(refresh);
+  let stopPoll = () => {};
+  update();
+  const stopStream = followStream(path, (data, type) => {
+    const more = onEvent(data, type);
+    update();
+    return more;
+  }, () => { stopPoll = poll(refresh); });
+  return () => { stopStream(); stopPoll(); };
+}
+
 async function modelAndBatchOptions() {
-  const [models, batches] = await Promise.all([
-    api("GET", "/models?limit=1000"), api("GET", "/batches?limit=1000")]);
-  return { models: models.items, batches: batches.items };
+  const [models, batches, deployments] = await Promise.all([
+    api("GET", "/models?limit=1000"), api("GET", "/batches?limit=1000"), deploymentsOrNull()]);
+  return { models: models.items, batches: batches.items, blue: deployments?.blue?.model_id };
+}
+
+// The base model a new task most likely wants: the live one, else the bundled one.
+const BUNDLED_MODEL = "all-MiniLM-L6-v2";
+const OPTIONS_EXAMPLE = '{"training": {"epochs": 1, "learning_rate": 5e-5, "batch_size": 32}}';
+
+function defaultBaseModel(models, blue) {
+  const ids = models.map((m) => m.id);
+  return [blue, BUNDLED_MODEL].find((id) => id && ids.includes(id)) || ids[0] || "";
 }
 
 async function newTaskForm() {
-  const { models, batches } = await modelAndBatchOptions();
+  const { models, batches, blue: blueModel } = await modelAndBatchOptions();
   const model = h("select", { name: "model", required: true },
     models.map((m) => h("option", { value: m.id }, `${m.id}${m.name !== m.id ? ` (${m.name})` : ""}`)));
+  model.value = defaultBaseModel(models, blueModel);
   const batch = h("select", { name: "batch" }, h("option", { value: "" }, "— none —"),
     batches.map((b) => h("option", { value: b.id }, `${b.name} · ${b.num_examples} examples · ${b.id}`)));
-  const metadata = h("textarea", { name: "metadata", rows: 2, placeholder: '{"epochs": 1}' });
+  batch.value = batches.length ? batches[0].id : "";  // the newest
+  const metadata = h("textarea", { name: "metadata", rows: 2, placeholder: OPTIONS_EXAMPLE });
   const blue = h("input", { type: "checkbox", name: "deploy_as_blue" });
   const wait = h("input", { type: "checkbox", name: "wait_on_conflict" });
   const form = h("form", { class: "card new-task" },
     h("h2", {}, "New fine-tuning task"),
     h("div", { class: "row" }, field("Base model", model), field("Training batch", batch)),
     field("Options (JSON, optional)", metadata),
+    h("p", { class: "muted hint" }, "Training options go under ", h("code", {}, "training"),
+      " (epochs, learning_rate, batch_size, max_steps, loss, validation_batch_id…), the "
+      + "deployment gate under ", h("code", {}, "deploy"), "; every option and its range is in the ",
+      h("a", { href: "/docs#/fine-tuning", target: "_blank" }, "API docs"), "."),
     h("div", { class: "row checks" },
       h("label", {}, blue, " Deploy as blue when better"),
       h("label", {}, wait, " Wait if another deployment is in progress"),
@@ -319,6 +417,7 @@ function taskActions(task, after) {
   const buttons = [];
   if (task.status === "pending" || task.status === "processing") {
     buttons.push(h("button", { type: "button", class: "danger", onclick: () =>
+      confirm(`Cancel task ${task.id}? Its training stops and cannot be resumed.`) &&
       act(async () => { await api("PUT", `/fine-tuning/task/${task.id}/cancel`); await after(); },
         `Canceled ${task.id}`) }, "Cancel"));
   }
@@ -354,7 +453,7 @@ async function tasksView(root, params) {
       h("td", {}, badge(task.status)),
       h("td", {}, progressBar(task)),
       h("td", {}, when(task.created_at)),
-      h("td", {}, task.best_model_id ? h("a", { href: "#/models", class: "mono" }, task.best_model_id) : "—"),
+      h("td", {}, task.best_model_id ? modelLink(task.best_model_id) : "—"),
       h("td", {}, taskActions(task, refresh))));
     const pager = h("div", { class: "pager" },
       h("span", { class: "muted" }, page.total
@@ -366,7 +465,7 @@ async function tasksView(root, params) {
         status ? "No task with this status." : "No task yet: create one above."),
       pager);
   };
-  return poll(refresh);
+  return live(refresh, "/events/stream");
 }
 
 function pageLink(status, offset) {
@@ -397,7 +496,7 @@ function lossSeries(metrics, live) {
 }
 
 async function taskDetailView(root, taskId) {
-  const live = [];
+  const curve = [];
   const header = h("div", { class: "toolbar" });
   const summary = h("div", { class: "card" });
   const charts = h("div", { class: "grid2" });
@@ -412,31 +511,37 @@ async function taskDetailView(root, taskId) {
       api("GET", `/fine-tuning/task/${taskId}/metrics`)]);
     const training = task.training || {};
     if (typeof training.loss === "number" && training.step != null
-      && !live.some((p) => p.x === training.step)) live.push({ x: training.step, y: training.loss });
+      && !curve.some((p) => p.x === training.step)) curve.push({ x: training.step, y: training.loss });
     fill(header, h("h1", {}, "Task"), badge(task.status), h("span", { class: "spacer" }),
       taskActions(task, refresh));
     const steps = training.step != null
       ? `step ${training.step}${training.total_steps ? ` / ${training.total_steps}` : ""}` : null;
     const loss = typeof training.loss === "number" ? `loss ${training.loss.toFixed(4)}` : null;
-    const remaining = eta(task);
+    const remaining = task.estimated_finish_at
+      ? `${duration(Math.max(0, (new Date(task.estimated_finish_at) - Date.now()) / 1000))}` : eta(task);
+    const queued = task.queue_position != null ? `#${task.queue_position} in queue` : null;
+    const starts = task.estimated_start_at ? `starts ${when(task.estimated_start_at)}` : null;
     fill(summary,
       h("div", { class: "progress-line" }, progressBar(task),
-        h("span", { class: "muted" }, [steps, loss, remaining && `ETA ${remaining}`].filter(Boolean).join(" · "))),
+        h("span", { class: "muted" }, [queued, starts, steps, loss, remaining && `ETA ${remaining}`].filter(Boolean).join(" · "))),
       task.error ? h("p", { class: "error-box" }, h("strong", {}, task.error.code), `: ${task.error.message}`) : null,
       facts([
         ["Task", h("span", { class: "mono" }, task.id)],
         ["Base model", task.embedding_model_id],
         ["Batch", task.batch_id || "—"],
-        ["Fine-tuned model", task.best_model_id ? downloadLink(task.best_model_id, `${task.best_model_id} ⤓`) : "—"],
+        ["Fine-tuned model", task.best_model_id ? h("span", {}, modelLink(task.best_model_id), " ",
+          downloadLink(task.best_model_id, "⤓")) : "—"],
         ["Created", when(task.created_at)], ["Started", when(task.started_at)],
-        ["Finished", when(task.finished_at)], ["Attempts", String(task.attempts)],
+        ["Finished", when(task.finished_at)], ["Run time", runTime(task)],
+        ["Examples", exampleCounts(metrics.metrics)], ["Attempts", String(task.attempts)],
         ["Deploy as blue", task.deploy_as_blue ? "yes" : "no"],
         ["Wait on conflict", task.wait_on_conflict ? "yes" : "no"],
         task.deployment ? ["Deployment", task.deployment.status + (task.deployment.detail ? ` — ${task.deployment.detail}` : "")] : null,
-        Object.keys(task.metadata || {}).length ? ["Options", h("code", {}, JSON.stringify(task.metadata))] : null,
+        ["Training options", trainingOptions(task.metadata)],
+        otherMetadata(task.metadata) ? ["Metadata", h("code", {}, otherMetadata(task.metadata))] : null,
       ]));
     const m = metrics.metrics || {};
-    const series = lossSeries(m, live);
+    const series = lossSeries(m, curve);
     fill(charts,
       h("div", { class: "card" }, h("h2", {}, "Loss"),
         series.length ? [lineChart(series, {}), series.length > 1 ? legend(series.map((line, i) => [line.name, `c${i % COLORS.length}`])) : null]
@@ -453,7 +558,68 @@ async function taskDetailView(root, taskId) {
       "No event yet."));
     return !FINISHED.has(task.status);
   };
-  return poll(refresh);
+  // The stream replays the task's events from the first: the loss curve is drawn from its
+  // progress events, live, from the first step.
+  return live(refresh, `/fine-tuning/task/${encodeURIComponent(taskId)}/stream`, (data, type) => {
+    if (type !== "message") return true;
+    if (data.kind === "restarted") curve.length = 0;
+    const point = data.detail || {};
+    if (data.kind === "progress" && typeof point.loss === "number" && point.step != null
+      && !curve.some((p) => p.x === point.step)) curve.push({ x: point.step, y: point.loss });
+    return !FINISHED.has(data.kind);
+  });
+}
+
+function modelLink(modelId) {
+  return h("a", { href: `#/models/${encodeURIComponent(modelId)}`, class: "mono" }, modelId);
+}
+
+function runTime(task) {
+  if (!task.started_at) return "—";
+  const end = task.finished_at ? Date.parse(task.finished_at) : Date.now();
+  return duration(Math.max(0, (end - Date.parse(task.started_at)) / 1000))
+    + (task.finished_at ? "" : " so far");
+}
+
+function exampleCounts(metrics) {
+  if (!metrics || metrics.train_examples == null) return "—";
+  return `${metrics.train_examples} train · ${metrics.eval_examples ?? "?"} held out`;
+}
+
+function trainingOptions(metadata) {
+  const options = metadata?.training;
+  if (!options || !Object.keys(options).length) return "defaults";
+  return h("span", { class: "options" }, Object.entries(options).map(([key, value]) =>
+    h("code", {}, `${key}=${typeof value === "object" ? JSON.stringify(value) : value}`)));
+}
+
+function otherMetadata(metadata) {
+  const rest = Object.fromEntries(Object.entries(metadata || {}).filter(([key]) => key !== "training"));
+  return Object.keys(rest).length ? JSON.stringify(rest) : "";
+}
+
+async function modelDetailView(root, modelId) {
+  const [model, deployments] = await Promise.all([
+    api("GET", `/models/${encodeURIComponent(modelId)}`), deploymentsOrNull()]);
+  const isBlue = deployments?.blue?.model_id === model.id;
+  const m = model.metrics || {};
+  fill(root,
+    h("p", { class: "crumbs" }, h("a", { href: "#/models" }, "Models"), " / ", h("span", { class: "mono" }, model.id)),
+    h("div", { class: "toolbar" }, h("h1", {}, model.name), isBlue ? h("span", { class: "badge blue" }, "blue") : null,
+      h("span", { class: "spacer" }), h("span", { class: "actions" }, downloadLink(model.id, "Download"),
+        deployments && !isBlue ? h("button", { type: "button", onclick: () =>
+          act(async () => { await api("PUT", "/deployments/blue", { model_id: model.id }); route(); },
+            `${model.id} is now blue`) }, "Make blue") : null)),
+    h("div", { class: "card" }, facts([
+      ["Model", h("span", { class: "mono" }, model.id)], ["Plugin", model.plugin],
+      ["Fine-tuned from", model.parent_id ? modelLink(model.parent_id) : "—"],
+      ["By task", model.task_id ? taskLink(model.task_id) : "—"], ["Created", when(model.created_at)],
+      ["Examples", exampleCounts(m)],
+    ])),
+    h("div", { class: "card" }, h("h2", {}, "Held-out evaluation"),
+      m.before || m.after ? [barChart(m.before, m.after), legend([["before", "before"], ["after", "after"]])]
+        : h("p", { class: "muted empty" }, "No evaluation recorded for this model.")));
+  return () => {};
 }
 
 function facts(pairs) {
@@ -523,9 +689,10 @@ async function modelsView(root) {
   fill(root, h("div", { class: "toolbar" }, h("h1", {}, "Models")), h("div", { class: "card" },
     table(["Model", "Name", "Plugin", "From", "Task", "Quality (after)", "Created", ""], page.items.map((model) =>
       h("tr", { "data-model": model.id },
-        h("td", { class: "mono" }, model.id, model.id === blue ? h("span", { class: "badge blue" }, "blue") : null),
-        h("td", {}, model.name), h("td", {}, model.plugin), h("td", { class: "mono" }, model.parent_id || "—"),
-        h("td", {}, model.task_id ? taskLink(model.task_id) : "—"), h("td", {}, headline(model.metrics)),
+        h("td", { class: "mono id" }, modelLink(model.id), model.id === blue ? h("span", { class: "badge blue" }, "blue") : null),
+        h("td", {}, model.name), h("td", {}, model.plugin), h("td", { class: "mono id" }, model.parent_id || "—"),
+        h("td", { class: "clip", title: model.task_id || "" }, model.task_id ? taskLink(model.task_id) : "—"),
+        h("td", {}, headline(model.metrics)),
         h("td", {}, when(model.created_at)),
         h("td", { class: "actions" }, downloadLink(model.id, "Download"),
           deployments && model.id !== blue ? h("button", { type: "button", onclick: () =>
@@ -588,8 +755,10 @@ async function route() {
   try {
     if (section === "tasks" && parts[1]) stopPolling = await taskDetailView(root, decodeURIComponent(parts[1]));
     else if (section === "batches") stopPolling = await batchesView(root);
+    else if (section === "models" && parts[1]) stopPolling = await modelDetailView(root, decodeURIComponent(parts[1]));
     else if (section === "models") stopPolling = await modelsView(root);
     else if (section === "deployments") stopPolling = await deploymentsView(root);
+    else if (section === "feedback") stopPolling = await feedbackView(root);
     else stopPolling = await tasksView(root, params);
   } catch (error) {
     fill(root, h("p", { class: "error-box" }, error.message));

@@ -1,0 +1,94 @@
+"""``embedtune feedback upload|summary|release``: search sessions and their release.
+
+Registered on ``embedtune.cli``; the output helpers are that module's, imported when a
+command runs (``--json``, ``--fields`` and ``--jq`` work as everywhere).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, TypeVar
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from embedtune import client as api
+from embedtune.batches.schemas import BatchOut
+from embedtune.feedback.schemas import BulkOut, FeedbackSummary
+
+feedback_app = typer.Typer(help="Search feedback: sessions and clicks.", no_args_is_help=True)
+out = Console()
+
+T = TypeVar("T")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
+
+
+def _send(
+    ctx: typer.Context, call: api.APICall[T], as_json: bool, render: Callable[[T], None]
+) -> T:
+    from embedtune.cli import _show
+
+    return _show(ctx, call, as_json, render)
+
+
+def _say_upload(answer: BulkOut) -> None:
+    out.print(f"{answer.accepted} accepted, {answer.duplicates} duplicate(s)", highlight=False)
+    for line in answer.rejected:
+        out.print(f"[red]line {line.line}:[/red] {line.detail}", highlight=False)
+
+
+@feedback_app.command("upload")
+def feedback_upload(
+    ctx: typer.Context,
+    file: Annotated[Path, typer.Argument(exists=True, dir_okay=False, readable=True)],
+    as_json: JsonOption = False,
+) -> None:
+    """Upload an NDJSON file of sessions, one a line; exits 1 if a line was rejected."""
+    call = api.upload_feedback(file.read_bytes(), filename=file.name)
+    if _send(ctx, call, as_json, _say_upload).rejected:
+        raise typer.Exit(1)
+
+
+@feedback_app.command("summary")
+def feedback_summary(ctx: typer.Context, as_json: JsonOption = False) -> None:
+    """What is collected and not yet released."""
+    _send(ctx, api.get_feedback_summary(), as_json, _say_summary)
+
+
+def _say_summary(summary: FeedbackSummary) -> None:
+    rank = summary.mean_first_click_rank
+    table = Table(show_header=False, box=None, pad_edge=False)
+    for label, value in (
+        ("sessions", summary.sessions),
+        ("with clicks", summary.sessions_with_clicks),
+        ("irrelevant", summary.irrelevant_sessions),
+        ("clicks", summary.clicks),
+        ("distinct queries", summary.distinct_queries),
+        ("distinct documents", summary.distinct_documents),
+        ("click-through rate", f"{summary.click_through_rate:.1%}"),
+        ("mean first-click rank", "-" if rank is None else f"{rank:.2f}"),
+    ):
+        table.add_row(f"[bold]{label}[/bold]", str(value))
+    out.print(table)
+
+
+@feedback_app.command("release")
+def feedback_release(
+    ctx: typer.Context,
+    release_id: Annotated[
+        str | None, typer.Option(help="Idempotency: the same id answers the same batch.")
+    ] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Turn the feedback collected since the last release into a training batch."""
+    _send(ctx, api.release_feedback(release_id), as_json, _say_release)
+
+
+def _say_release(batch: BatchOut) -> None:
+    out.print(
+        f"{batch.id}  {batch.num_examples} examples from {batch.num_sessions} sessions "
+        f"and {batch.num_clicks} clicks (release {batch.release_id})",
+        highlight=False,
+    )

@@ -1,0 +1,1 @@
+"""Webhooks: subscriptions, and deliveries signed the Standard Webhooks way."""

@@ -1,0 +1,1 @@
+"""The live queue workers: who is running, on which queue, doing what."""

@@ -1,0 +1,179 @@
+"""The event streams against a live server: every state change in order, exact replays
+after ``Last-Event-ID``, and events that travel between API processes through the database."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from conftest import create_bundled_model_task
+from embedtune.client import AsyncClient, Client, TaskEvent
+from live_server import LiveServer, live_batch, live_model, live_server, script
+
+__all__ = ["live_batch", "live_model", "live_server"]
+
+EMBEDTUNE = Path(sys.executable).with_name("embedtune")
+STATE_CHANGES = {"created", "claimed", "completed", "failed", "canceled", "restarted", "returned"}
+
+
+def stored(events: list[object]) -> list[TaskEvent]:
+    return [event for event in events if isinstance(event, TaskEvent)]
+
+
+def test_stream_of_a_real_training_has_every_state_change_in_order_and_ends_with_it(
+    live_server: LiveServer, tmp_path: Path
+) -> None:
+    with live_server.client() as client:
+        created = create_bundled_model_task(
+            httpx.Client(base_url=live_server.url),  # type: ignore[arg-type]
+            tmp_path,
+            pairs=16,
+            seed=1,
+            training={"max_steps": 2, "batch_size": 4},
+        )
+        events = stored(list(client.tasks.stream(created["id"])))
+        history = client.tasks.events(created["id"])
+        task = client.tasks.get(created["id"])
+    ids = [event.id for event in events]
+    assert ids == sorted(set(ids)), "ids must grow, without repeats"
+    assert [e.kind for e in events if e.kind in STATE_CHANGES] == [
+        "created",
+        "claimed",
+        "completed",
+    ]
+    assert events[-1].kind == "completed" and events[-1].status == "completed"
+    progress = [e for e in events if e.kind == "progress"]
+    assert progress, "no progress event"
+    assert progress[-1].detail["step"] == progress[-1].detail["total_steps"] == 2
+    # The stream sent exactly the stored history, and the task reads its final step.
+    assert ids == [event.id for event in history]
+    assert task.training is not None and task.training.step == task.training.total_steps == 2
+
+
+def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
+    live_server: LiveServer, live_model: str, live_batch: str
+) -> None:
+    with live_server.client() as client:
+        task = client.tasks.create(
+            live_model, batch_id=live_batch, metadata=script(steps=12, step_seconds=0.1)
+        )
+        first: list[TaskEvent] = []
+        for event in client.tasks.stream(task.id):
+            if isinstance(event, TaskEvent):
+                first.append(event)
+            if any(e.kind == "progress" for e in first):
+                break  # the connection drops mid-training
+        rest = stored(list(client.tasks.stream(task.id, last_event_id=first[-1].id)))
+        history = [event.id for event in client.tasks.events(task.id)]
+        # After the end too: a reconnect replays from the store, and after the last event
+        # there is nothing to send.
+        replay = stored(list(client.tasks.stream(task.id, last_event_id=history[2])))
+        after_end = list(client.tasks.stream(task.id, last_event_id=history[-1]))
+    assert [e.id for e in first + rest] == history
+    assert rest[-1].kind == "completed"
+    assert [e.id for e in replay] == history[3:]
+    assert after_end == []
+
+
+def test_async_client_streams_typed_events(
+    live_server: LiveServer, live_model: str, live_batch: str
+) -> None:
+    async def follow() -> list[TaskEvent]:
+        async with AsyncClient(live_server.url) as client:
+            task = await client.tasks.create(live_model, batch_id=live_batch, metadata=script())
+            return [e async for e in client.tasks.stream(task.id) if isinstance(e, TaskEvent)]
+
+    events = asyncio.run(follow())
+    assert events[0].kind == "created" and events[-1].status == "completed"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def second_api(settings_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
+    """Another API process (``embedtune serve``) on the same database; on a broker of its
+    own, so it trains nothing: all it knows of the tasks comes through the database."""
+    port = _free_port()
+    redis_db = os.environ.get("EMBEDTUNE_TEST_REDIS_DB", "14")
+    env = {
+        **os.environ,
+        "EMBEDTUNE_PORT": str(port),
+        "EMBEDTUNE_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "EMBEDTUNE_QUEUE_NAME": f"unused-{port}",
+    }
+    log = tmp_path / "second-api.log"
+    process = subprocess.Popen(
+        [str(EMBEDTUNE), "serve"], env=env, stdout=log.open("wb"), stderr=subprocess.STDOUT
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 180
+    while True:
+        assert process.poll() is None, log.read_text()
+        try:
+            if httpx.get(f"{url}/health").status_code == 200:
+                break
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, log.read_text()
+        time.sleep(0.2)
+    yield url
+    process.terminate()
+    process.wait(30)
+
+
+def test_cancel_received_by_one_api_process_reaches_a_stream_served_by_another(
+    live_server: LiveServer, live_model: str, live_batch: str, second_api: str
+) -> None:
+    with live_server.client() as here, Client(second_api) as there:
+        task = here.tasks.create(
+            live_model, batch_id=live_batch, metadata=script(steps=400, step_seconds=0.05)
+        )
+        seen: list[TaskEvent] = []
+        for event in there.tasks.stream(task.id):
+            if not isinstance(event, TaskEvent):
+                continue
+            seen.append(event)
+            if event.kind == "progress" and len([e for e in seen if e.kind == "progress"]) == 2:
+                here.tasks.cancel(task.id)
+    kinds = [e.kind for e in seen if e.kind in STATE_CHANGES]
+    assert kinds == ["created", "claimed", "canceled"]
+    assert seen[-1].status == "canceled"
+
+
+def test_all_tasks_stream_replays_after_last_event_id_and_filters_by_task(
+    live_server: LiveServer, live_model: str, live_batch: str
+) -> None:
+    with live_server.client() as client:
+        first = client.tasks.create(live_model, batch_id=live_batch, metadata=script())
+        second = client.tasks.create(live_model, batch_id=live_batch, metadata=script())
+        *_, done = client.tasks.stream(second.id)
+        history = client.tasks.events(second.id)
+    wanted = [event.id for event in history[1:]]
+    received: list[int] = []
+    url = f"{live_server.url}/events/stream"
+    params = {"task_id": second.id}
+    headers = {"Last-Event-ID": str(history[0].id)}
+    with httpx.stream("GET", url, params=params, headers=headers, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        for line in response.iter_lines():
+            if line.startswith("id:"):
+                received.append(int(line[3:]))
+            if len(received) == len(wanted):
+                break
+    assert received == wanted
+    assert first.id != second.id and done.kind == "completed"
+    bad = httpx.get(url, headers={"Last-Event-ID": "soon"})
+    assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
