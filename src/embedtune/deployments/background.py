@@ -25,7 +25,7 @@ class DeploymentLoops:
                 lambda: service.decide_waiting(settings, inference),
             ),
             # Its own thread: an export takes seconds to minutes and must delay nothing.
-            _Periodic(
+            PeriodicLoop(
                 "embedtune-exports",
                 settings.export_interval,
                 lambda: exports.export_pass(settings, inference),
