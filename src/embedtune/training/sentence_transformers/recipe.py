@@ -1,10 +1,11 @@
 """The training recipe: options resolved against the data, the loss and the trainer's arguments.
 
-Defaults that depend on the data (:func:`resolve`), measured on real query → document pairs
-(``benchmarks/quality.py``): a larger batch gives each query more in-batch negatives for
-about the same compute per epoch, once batches group texts of similar length (padding
-follows the longest text of a batch); the learning rate grows with the square root of the
-batch; small batches of data get more epochs so that training still takes enough steps.
+Defaults that depend on the data (:func:`resolve`), chosen for query → document retrieval
+in general and measured by ``benchmarks/quality.py``: a larger batch gives each query more
+in-batch negatives for about the same compute per epoch, once batches group texts of
+similar length (padding follows the longest text of a batch); the learning rate grows with
+the square root of the batch (never below the reference 5e-5); small data gets up to two
+epochs so that training still takes enough steps.
 """
 
 from __future__ import annotations
@@ -79,8 +80,8 @@ def auto_batch_size(num_pairs: int) -> int:
 
 
 def auto_learning_rate(batch_size: int) -> float:
-    """5e-5 at batch 32, scaled with the square root of the batch."""
-    return BASE_LEARNING_RATE * math.sqrt(batch_size / BASE_BATCH_SIZE)
+    """5e-5 at batch 32 and below, scaled up with the square root of a larger batch."""
+    return BASE_LEARNING_RATE * math.sqrt(max(batch_size, BASE_BATCH_SIZE) / BASE_BATCH_SIZE)
 
 
 def auto_epochs(num_pairs: int, batch_size: int) -> float:
