@@ -38,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/training.py
 	$(BIN)/python benchmarks/task_queue.py
 	$(BIN)/python benchmarks/inference.py
+	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/feedback.py
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/stream.py

@@ -1,11 +1,18 @@
-"""The queue's figures on Redis: dispatch latency, cancel latency, and a soak with kills.
+"""The queue's figures: dispatch latency on Redis and RabbitMQ, idle load, cancel latency,
+and a soak with kills.
 
-1. Dispatch latency: tasks created one at a time on idle workers; create → ``processing``
-   (the task's ``started_at`` - ``created_at``, both written by the database's clients on
-   this machine). Baseline from the same run: a bare Redis round trip (LPUSH → BRPOP).
-2. Cancel latency: a task trains (the scripted plugin, 50 ms steps); the cancel response's
+1. Dispatch latency: tasks created one at a time; create → ``processing`` (the task's
+   ``started_at`` - ``created_at``, both written by the database's clients on this machine),
+   for a worker that just finished the previous task (each task created the moment the
+   previous one is seen completed) and for one idle for ``--idle-gap`` seconds. Baseline from
+   the same run: a bare Redis round trip (LPUSH → BRPOP). The same on RabbitMQ.
+2. Idle load: CPU of one idle ``embedtune worker`` (its supervisor and worker process) and
+   the Redis server's commands per second meanwhile. The Redis server is a private one
+   started for the run (unless ``--redis-url``), so the count is this run's alone. The same
+   while the worker runs a training that only sleeps (a waiting consumer must not spin).
+3. Cancel latency: a task trains (the scripted plugin, 50 ms steps); the cancel response's
    time → the time the plugin stopped, as the plugin itself records it on the worker.
-3. Soak: short tasks through ``--processes`` worker processes while a random one is killed
+4. Soak: short tasks through ``--processes`` worker processes while a random one is killed
    with SIGKILL every ``--kill-every`` seconds. Prints tasks lost (not finished when the
    queue drained, or never stored), tasks trained twice (more than one model registered:
    a killed worker's interrupted training is expected to start again, but only one run may
@@ -35,23 +42,27 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import redis
 from sqlalchemy import TextClause, bindparam, create_engine, text
 
+from _brokers import Load, delete_rabbitmq_queue, redis_round_trip, redis_server, worker_load
 from _common import Latency, uvicorn_server
 
 ROOT = Path(__file__).resolve().parent.parent
 PLUGIN_FIXTURES = ROOT / "tests" / "plugin_fixtures"
 EMBEDTUNE = Path(sys.executable).with_name("embedtune")
-QUEUE_NAME = "fine-tuning-bench"
+QUEUE_NAME = f"fine-tuning-bench-{os.getpid()}"
 FINISHED = ("completed", "failed", "canceled")
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--redis-url", default="", help="default: a private redis-server")
+    parser.add_argument("--rabbitmq-url", default="amqp://guest:guest@127.0.0.1:5672")
     parser.add_argument("--database-url", default="", help="default: SQLite in a temp dir")
     parser.add_argument("--dispatch-samples", type=int, default=100)
+    parser.add_argument("--idle-samples", type=int, default=30)
+    parser.add_argument("--idle-gap", type=float, default=2.0, help="seconds between tasks")
+    parser.add_argument("--idle-seconds", type=float, default=15.0, help="idle load window")
     parser.add_argument("--cancel-samples", type=int, default=30)
     parser.add_argument("--soak-tasks", type=int, default=1000)
     parser.add_argument("--processes", type=int, default=4)
@@ -60,33 +71,18 @@ def parse_args() -> argparse.Namespace:
     return parser.parse_args()
 
 
-def redis_round_trip(url: str, samples: int) -> Latency:
-    """The floor under any Redis-brokered dispatch: push from one client, pop in another."""
-    producer, consumer = redis.Redis.from_url(url), redis.Redis.from_url(url)
-    seconds = []
-    for _ in range(samples):
-        thread = threading.Thread(target=consumer.brpop, args=(["rt"], 5))
-        thread.start()
-        time.sleep(0.005)
-        start = time.perf_counter()
-        producer.lpush("rt", "x")
-        thread.join()
-        seconds.append(time.perf_counter() - start)
-    return Latency.of(seconds)
-
-
 class Bench:
     def __init__(self, client: httpx.Client, work: Path, database_url: str) -> None:
         self.client = client
         self.artifacts = work / "artifacts"
         self.engine = create_engine(database_url)
         model_dir = work / "scripted-base"
-        model_dir.mkdir()
+        model_dir.mkdir(exist_ok=True)
         (model_dir / "model.txt").write_text("base\n")
-        self._post(
-            "/models",
-            {"id": "bench", "name": "bench", "path": str(model_dir), "plugin": "scripted"},
-        )
+        model = {"id": "bench", "name": "bench", "path": str(model_dir), "plugin": "scripted"}
+        registered = self.client.post("/models", json=model)
+        if registered.status_code != 409:  # 409: registered by an earlier server of this run
+            registered.raise_for_status()
         examples = [{"query": f"q{i}", "positive": f"p{i}"} for i in range(4)]
         self.batch_id = self._post("/batches", {"name": "bench", "examples": examples})["id"]
 
@@ -122,9 +118,11 @@ class Bench:
                     return entry
             time.sleep(0.01)
 
-    def dispatch_latency(self, samples: int) -> Latency:
+    def dispatch_latency(self, samples: int, gap: float = 0.0) -> Latency:
+        """Tasks created one at a time, each ``gap`` seconds after the previous finished."""
         ids = []
         for _ in range(samples):
+            time.sleep(gap)
             ids.append(self.create(steps=1, step_seconds=0.0))
             self.wait(ids[-1])
         with self.engine.connect() as connection:
@@ -133,6 +131,15 @@ class Bench:
                 {"ids": ids},
             ).all()
         return Latency.of([_seconds(started) - _seconds(created) for created, started in rows])
+
+    def busy_load(self, supervisor_pid: int, redis_url: str, seconds: float) -> Load:
+        """The worker's load while a training sleeps in 50 ms steps (then canceled)."""
+        task_id = self.create(steps=int(seconds / 0.05) + 100, step_seconds=0.05)
+        self.wait(task_id, ("processing",))
+        load = worker_load(supervisor_pid, redis_url, seconds)
+        self.client.put(f"/fine-tuning/task/{task_id}/cancel").raise_for_status()
+        self.wait(task_id)
+        return load
 
     def cancel_latency(self, samples: int) -> Latency:
         seconds = []
@@ -280,42 +287,90 @@ def soak(bench: Bench, supervisor: int, args: argparse.Namespace) -> None:
     print(f"  time to drain       {drained:.1f} s")
 
 
-def main() -> None:
-    args = parse_args()
-    redis.Redis.from_url(args.redis_url).flushdb()
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        database_url = args.database_url or f"sqlite:///{work / 'embedtune.db'}"
-        env = {
-            **os.environ,
-            "HF_HUB_OFFLINE": "1",
-            "PYTHONPATH": os.pathsep.join(
-                filter(None, [str(PLUGIN_FIXTURES), os.environ.get("PYTHONPATH")])
-            ),
-            "EMBEDTUNE_DATABASE_URL": database_url,
-            "EMBEDTUNE_ARTIFACTS_DIR": str(work / "artifacts"),
-            "EMBEDTUNE_BROKER_URL": args.redis_url,
-            "EMBEDTUNE_QUEUE_NAME": QUEUE_NAME,
+def worker_env(
+    work: Path, database_url: str, broker_url: str, fast_recovery: bool = False
+) -> dict[str, str]:
+    """The servers' and workers' environment: default liveness settings, or, for the cancel
+    and soak figures, heartbeats and reaper passes fast enough to recover within seconds."""
+    env = {
+        **os.environ,
+        "HF_HUB_OFFLINE": "1",
+        "PYTHONPATH": os.pathsep.join(
+            filter(None, [str(PLUGIN_FIXTURES), os.environ.get("PYTHONPATH")])
+        ),
+        "EMBEDTUNE_DATABASE_URL": database_url,
+        "EMBEDTUNE_ARTIFACTS_DIR": str(work / "artifacts"),
+        "EMBEDTUNE_BROKER_URL": broker_url,
+        "EMBEDTUNE_QUEUE_NAME": QUEUE_NAME,
+        # INFO: the workers announce "worker process ready" at that level.
+        "EMBEDTUNE_LOG_LEVEL": "INFO",
+        "EMBEDTUNE_AUTH": "disabled",
+    }
+    if fast_recovery:
+        env |= {
             "EMBEDTUNE_HEARTBEAT_INTERVAL": "0.5",
             "EMBEDTUNE_HEARTBEAT_TIMEOUT": "3",
             "EMBEDTUNE_REAPER_INTERVAL": "1",
             # Several kills may hit one task; it must still end completed or cleanly failed.
             "EMBEDTUNE_MAX_ATTEMPTS": "10",
-            # INFO: the workers announce "worker process ready" at that level.
-            "EMBEDTUNE_LOG_LEVEL": "INFO",
-            "EMBEDTUNE_AUTH": "disabled",
         }
-        print(f"Redis round trip (baseline): {redis_round_trip(args.redis_url, 200)}")
+    return env
+
+
+def dispatch_figures(bench: Bench, args: argparse.Namespace, broker: str) -> None:
+    finished = bench.dispatch_latency(args.dispatch_samples)
+    idle = bench.dispatch_latency(args.idle_samples, gap=args.idle_gap)
+    print(f"{broker} dispatch latency, create → processing:")
+    print(f"  worker that just finished a task ({args.dispatch_samples}): {finished}")
+    print(f"  worker idle for {args.idle_gap:g} s ({args.idle_samples}):        {idle}")
+
+
+def rabbitmq_figures(work: Path, database_url: str, args: argparse.Namespace) -> None:
+    env = worker_env(work, database_url, args.rabbitmq_url)
+    try:
         with (
             uvicorn_server("embedtune.app:create_app", env, "/health") as url,
             httpx.Client(base_url=url, timeout=60) as client,
         ):
             bench = Bench(client, work, database_url)
-            with workers(1, env, work / "worker-1.log"):
-                dispatch = bench.dispatch_latency(args.dispatch_samples)
+            with workers(1, env, work / "worker-rabbitmq.log"):
+                dispatch_figures(bench, args, "RabbitMQ")
+    finally:
+        delete_rabbitmq_queue(args.rabbitmq_url, QUEUE_NAME)
+
+
+def main() -> None:
+    args = parse_args()
+    with tempfile.TemporaryDirectory() as tmp, redis_server(args.redis_url) as redis_url:
+        work = Path(tmp)
+        database_url = args.database_url or f"sqlite:///{work / 'embedtune.db'}"
+        print(f"Redis round trip (baseline): {redis_round_trip(redis_url, 200)}")
+        env = worker_env(work, database_url, redis_url)
+        with (
+            uvicorn_server("embedtune.app:create_app", env, "/health") as url,
+            httpx.Client(base_url=url, timeout=60) as client,
+        ):
+            bench = Bench(client, work, database_url)
+            with workers(1, env, work / "worker-1.log") as supervisor:
+                time.sleep(2)  # past the worker's start
+                load = worker_load(supervisor.pid, redis_url, args.idle_seconds)
+                print(f"idle load over {args.idle_seconds:g} s, one worker process: {load}")
+                busy = bench.busy_load(supervisor.pid, redis_url, args.idle_seconds)
+                print(f"load while it trains (a training that sleeps):     {busy}")
+                dispatch_figures(bench, args, "Redis")
+        if args.rabbitmq_url:
+            rabbitmq_figures(work, database_url, args)
+        env = worker_env(work, database_url, redis_url, fast_recovery=True)
+        with (
+            uvicorn_server("embedtune.app:create_app", env, "/health") as url,
+            httpx.Client(base_url=url, timeout=60) as client,
+        ):
+            bench = Bench(client, work, database_url)
+            with workers(1, env, work / "worker-cancel.log"):
                 cancel = bench.cancel_latency(args.cancel_samples)
-            print(f"dispatch latency, create → processing ({args.dispatch_samples}): {dispatch}")
             print(f"cancel latency, response → training stopped ({args.cancel_samples}): {cancel}")
+            if args.soak_tasks <= 0:
+                return
             with workers(args.processes, env, work / "worker-soak.log") as supervisor:
                 soak(bench, supervisor.pid, args)
 

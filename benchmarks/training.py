@@ -53,6 +53,12 @@ class _Report:
     def progress(self, fraction: float, **position: Any) -> None:
         pass
 
+    def evaluated(self, metrics: dict[str, float], **position: Any) -> None:
+        pass
+
+    def checkpoint_saved(self, step: int, **detail: Any) -> None:
+        pass
+
     def should_stop(self) -> bool:
         return False
 
@@ -103,6 +109,8 @@ def run_plugin(args: argparse.Namespace, batch: Path, work_dir: Path) -> dict[st
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "seed": args.seed,
+        # The plain script's sampler: the same batches, so only the overhead differs.
+        "group_by_length": False,
     }
     started = time.perf_counter()
     result = SentenceTransformersPlugin().train(

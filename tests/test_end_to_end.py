@@ -18,13 +18,17 @@ def test_fine_tuning_the_bundled_model_through_the_api(
     app_client: TestClient, tmp_path: Path
 ) -> None:
     created = create_bundled_model_task(
-        app_client, tmp_path, pairs=360, seed=7, training={"max_steps": 10, "batch_size": 32}
+        app_client,
+        tmp_path,
+        pairs=360,
+        seed=7,
+        training={"max_steps": 10, "batch_size": 32, "eval_steps": 5},
     )
     task_id = created["id"]
     assert created["progress"] == 0.0
 
     seen_progress: list[float] = []
-    deadline = time.monotonic() + 240
+    deadline = time.monotonic() + 480
     while True:
         task = app_client.get(f"/fine-tuning/task/{task_id}").json()
         seen_progress.append(task["progress"])
@@ -43,8 +47,22 @@ def test_fine_tuning_the_bundled_model_through_the_api(
     assert metrics["improved"] is True
     assert len(metrics["loss_curve"]) >= 1
 
+    assert [p["step"] for p in metrics["eval_curve"]][-1] == 10
     model = app_client.get(f"/models/{task['best_model_id']}").json()
     assert (model["parent_id"], model["task_id"]) == ("all-MiniLM-L6-v2", task_id)
+
+    checkpoints = app_client.get(f"/fine-tuning/task/{task_id}/checkpoints").json()
+    assert [c["best"] for c in checkpoints].count(True) == 1
+    assert checkpoints[-1]["last"] and checkpoints[-1]["step"] == 10
+    best = next(c for c in checkpoints if c["best"])
+    assert best["metrics"] == metrics["after"]
+    registered = app_client.post(
+        f"/fine-tuning/task/{task_id}/checkpoints/{checkpoints[-1]['name']}/register"
+    )
+    assert registered.status_code == 201, registered.text
+    assert registered.json()["task_id"] == task_id
+    missing = app_client.post(f"/fine-tuning/task/{task_id}/checkpoints/step-999/register")
+    assert (missing.status_code, missing.json()["code"]) == (404, "checkpoint_not_found")
     download = app_client.get(task["best_model_url"].split("8000", 1)[1])
     assert download.status_code == 200
     with tarfile.open(fileobj=io.BytesIO(download.content), mode="r:gz") as archive:

@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     checkpoint_every: int = Field(default=50, ge=1)
     mlflow_tracking_uri: str | None = None
     queue_name: str = "fine-tuning"
+    #: How often an idle Redis consumer looks for messages that came without a wake-up
+    #: notice; new tasks wake it at once (at most a quarter of the broker's heartbeat).
+    consumer_idle_poll_ms: int = Field(default=1000, gt=0)
 
     #: API keys: ``auto`` requires one as soon as a key exists; ``required`` always;
     #: ``disabled`` never (and lets ``serve`` listen beyond 127.0.0.1 without keys).

@@ -52,10 +52,13 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         abort_backend: Any = StubBackend()
     elif kind == "redis":
         import redis
-        from dramatiq.brokers.redis import RedisBroker
         from dramatiq_abort.backends import RedisBackend
 
-        broker = RedisBroker(url=settings.broker_url)  # type: ignore[no-untyped-call]
+        from embedtune.redis_broker import WakingRedisBroker
+
+        broker = WakingRedisBroker(
+            url=settings.broker_url, idle_poll_ms=settings.consumer_idle_poll_ms
+        )
         abort_backend = RedisBackend(client=redis.Redis.from_url(settings.broker_url))
     else:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker

@@ -9,6 +9,7 @@ unexpectedly (killed, crashed) is started again; its task is recovered by a reap
 
 from __future__ import annotations
 
+import gc
 import logging
 import multiprocessing
 import signal
@@ -26,9 +27,9 @@ from embedtune.migrations import upgrade_database
 logger = logging.getLogger(__name__)
 
 LOG_FORMAT = "%(asctime)s %(levelname)s %(process)d %(name)s: %(message)s"
-#: An idle Redis consumer polls with a backoff up to this: the dispatch latency's ceiling,
-#: and how soon a stop is noticed.
-CONSUMER_POLL_MS = 100
+#: How often the worker's threads look up from waiting to notice a stop. New messages do
+#: not wait for it: RabbitMQ pushes them, and Redis consumers are woken on enqueue.
+STOP_CHECK_MS = 100
 #: How long a stopping worker process waits for its trainings to hand their tasks back.
 STOP_TIMEOUT_S = 60.0
 #: How often the supervisor looks at its children.
@@ -83,6 +84,12 @@ def run_worker_process(options: WorkerOptions) -> None:
     _configure_logging(settings)
     broker = build_broker(settings)
     queue = FineTuningQueue(broker, settings)
+    # The training stack is imported now: half a million objects that live as long as the
+    # process. Frozen, they leave the collections (each task ends with one) to the objects
+    # of the trainings; a full pass over them took 0.3-1 s, during which the worker could
+    # take no message.
+    gc.collect()
+    gc.freeze()
     queues = set(options.queues) or None
     if queues is not None and settings.queue_name not in queues:
         logger.warning(
@@ -91,7 +98,7 @@ def run_worker_process(options: WorkerOptions) -> None:
             settings.queue_name,
         )
     worker = dramatiq.Worker(
-        broker, queues=queues, worker_threads=options.threads, worker_timeout=CONSUMER_POLL_MS
+        broker, queues=queues, worker_threads=options.threads, worker_timeout=STOP_CHECK_MS
     )
     # One message per thread: a prefetched message would wait behind an hours-long training
     # while another worker idles.

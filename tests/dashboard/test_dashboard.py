@@ -149,10 +149,33 @@ EVALUATED = {
         for trial in (0, 1)
         for step in range(1, 21)
     ],
+    "eval_curve": [
+        {"step": step, "trial": trial, "mrr@10": 0.41 + step / 100 - trial / 50, "ndcg@10": 0.5}
+        for trial in (0, 1)
+        for step in (5, 10, 15, 20)
+    ],
+    "checkpoints": [
+        {
+            "name": "step-15",
+            "step": 15,
+            "metrics": {"mrr@10": 0.63, "ndcg@10": 0.68},
+            "loss": 0.13,
+            "best": True,
+            "last": False,
+        },
+        {
+            "name": "step-20",
+            "step": 20,
+            "metrics": {"mrr@10": 0.61, "ndcg@10": 0.66},
+            "loss": 0.1,
+            "best": False,
+            "last": True,
+        },
+    ],
 }
 
 
-def test_a_finished_task_shows_its_loss_curve_and_before_after_metrics(
+def test_a_finished_task_shows_its_loss_and_eval_curves_metrics_and_checkpoints(
     page: Page, live_server: LiveServer, live_model: str, live_batch: str
 ) -> None:
     with live_server.client() as client:
@@ -164,7 +187,12 @@ def test_a_finished_task_shows_its_loss_curve_and_before_after_metrics(
         row.metrics = EVALUATED
         session.commit()
     page.goto(f"{live_server.url}/#/tasks/{task.id}")
-    expect(page.locator(".chart polyline")).to_have_count(2)  # one line per trial
+    # One line per trial, beside the loss curve and below it the kept checkpoints.
+    expect(page.locator(".chart polyline")).to_have_count(4)
+    expect(page.locator(".eval-card .chart polyline")).to_have_count(2)
+    expect(page.locator(".checkpoints-card tbody tr")).to_have_count(2)
+    expect(page.locator(".checkpoints-card")).to_contain_text("step-15 (best)")
+    expect(page.locator(".checkpoints-card button").first).to_have_text("Register as model")
     expect(page.locator(".chart rect.before")).to_have_count(4)
     expect(page.locator(".chart rect.after")).to_have_count(4)
     expect(page.locator(".good")).to_contain_text("beats the base model")

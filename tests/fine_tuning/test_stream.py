@@ -16,7 +16,7 @@ import httpx
 import pytest
 
 from conftest import create_bundled_model_task
-from embedtune.client import AsyncClient, Client, TaskEvent
+from embedtune.client import AsyncClient, Client, QueueUpdate, TaskEvent
 from live_server import LiveServer, live_batch, live_model, live_server, script
 
 __all__ = ["live_batch", "live_model", "live_server"]
@@ -177,3 +177,26 @@ def test_all_tasks_stream_replays_after_last_event_id_and_filters_by_task(
     assert first.id != second.id and done.kind == "completed"
     bad = httpx.get(url, headers={"Last-Event-ID": "soon"})
     assert bad.status_code == 422 and bad.json()["code"] == "validation_error"
+
+
+def test_pending_task_stream_sends_its_place_in_the_queue_as_it_moves(
+    live_server: LiveServer, live_model: str, live_batch: str
+) -> None:
+    slow = script(steps=400, step_seconds=0.05)
+    positions: list[int | None] = []
+    with live_server.client() as client:
+        running = client.tasks.create(live_model, batch_id=live_batch, metadata=slow)
+        while client.tasks.get(running.id).status != "processing":
+            time.sleep(0.05)
+        ahead = client.tasks.create(live_model, batch_id=live_batch, metadata=slow)
+        waiting = client.tasks.create(live_model, batch_id=live_batch, metadata=slow)
+        for event in client.tasks.stream(waiting.id):
+            if isinstance(event, QueueUpdate):
+                positions.append(event.queue_position)
+                if len(positions) == 1:
+                    client.tasks.cancel(running.id)  # the worker takes the next one
+                if event.queue_position == 1:
+                    break
+        for task in (ahead, waiting):
+            client.tasks.cancel(task.id)
+    assert positions[0] == 2 and positions[-1] == 1

@@ -34,10 +34,8 @@ def settings(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
 
 
 @pytest.fixture
-def checkpoint_every(monkeypatch: pytest.MonkeyPatch) -> int:
-    """Checkpoint every 2 steps."""
-    monkeypatch.setenv("EMBEDTUNE_CHECKPOINT_EVERY", "2")
-    get_settings.cache_clear()
+def checkpoint_every() -> int:
+    """Checkpoint (and evaluate) at least every 2 steps."""
     return 2
 
 

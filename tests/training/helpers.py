@@ -51,6 +51,11 @@ BatchFactory = Callable[[list[Example]], BatchSpec]
 ReportFactory = Callable[..., RecordingReport]
 
 
-def task(**training: Any) -> TaskSpec:
-    """A task whose ``metadata.training`` holds ``training``."""
-    return TaskSpec(id="task", metadata={"training": training})
+def task(*, checkpoint_every: int = 50, mlflow: str | None = None, **training: Any) -> TaskSpec:
+    """A task whose ``metadata.training`` holds ``training``, run with those settings."""
+    return TaskSpec(
+        id="task",
+        metadata={"training": training},
+        checkpoint_every=checkpoint_every,
+        mlflow_tracking_uri=mlflow,
+    )

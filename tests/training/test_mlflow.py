@@ -7,7 +7,6 @@ from pathlib import Path
 import mlflow
 import pytest
 
-from embedtune.config import get_settings
 from embedtune.training.plugin import ModelSpec
 from embedtune.training.sentence_transformers import SentenceTransformersPlugin
 from embedtune.training.synthetic import synthetic_examples
@@ -24,13 +23,13 @@ def test_trials_and_best_model_are_logged(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     tracking_uri = (tmp_path / "mlruns").as_uri()
-    monkeypatch.setenv("EMBEDTUNE_MLFLOW_TRACKING_URI", tracking_uri)
     # A server-less file store keeps the test self-contained; MLflow 3 wants an opt-in.
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")
-    get_settings.cache_clear()
     batch = write_batch(synthetic_examples(30, seed=6))
 
-    plugin.train(task(max_steps=1, trials=2, batch_size=8), batch, base_model, report)
+    plugin.train(
+        task(max_steps=1, trials=2, batch_size=8, mlflow=tracking_uri), batch, base_model, report
+    )
 
     client = mlflow.MlflowClient(tracking_uri=tracking_uri)
     experiment = client.get_experiment_by_name("embedtune")
@@ -41,3 +40,7 @@ def test_trials_and_best_model_are_logged(
     assert "after_mrr_at_10" in parent.data.metrics
     artifacts = [a.path for a in client.list_artifacts(parent.info.run_id, "model")]
     assert "model/model.safetensors" in artifacts
+    # transformers' own callback logged the trial: its training loss and held-out metrics.
+    trial = next(run for run in runs if run.info.run_name == "trial-0")
+    assert "loss" in trial.data.metrics
+    assert "eval_held-out_cosine_mrr_at_10" in trial.data.metrics

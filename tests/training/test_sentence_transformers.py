@@ -93,13 +93,18 @@ def test_restart_resumes_from_the_latest_checkpoint(
     batch = write_batch(synthetic_examples(80, seed=4))
     first = new_report(stop_after_step=2)
     with pytest.raises(TrainingStopped):
-        plugin.train(task(max_steps=6, **TINY), batch, base_model, first)
+        plugin.train(
+            task(max_steps=6, checkpoint_every=checkpoint_every, **TINY), batch, base_model, first
+        )
     trial_dir = first.work_dir / "checkpoints" / "trial-0"
     # The periodic checkpoint, and the one taken on stopping.
-    assert sorted(p.name for p in trial_dir.iterdir()) == ["checkpoint-2", "checkpoint-3"]
+    checkpoints = sorted(p.name for p in trial_dir.glob("checkpoint-*"))
+    assert checkpoints == ["checkpoint-2", "checkpoint-3"]
 
     second = new_report()
-    result = plugin.train(task(max_steps=6, **TINY), batch, base_model, second)
+    result = plugin.train(
+        task(max_steps=6, checkpoint_every=checkpoint_every, **TINY), batch, base_model, second
+    )
 
     assert second.steps == [4, 5, 6]
     assert [p["step"] for p in result.metrics["loss_curve"]] == [1, 2, 3, 4, 5, 6]

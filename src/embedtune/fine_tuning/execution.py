@@ -17,10 +17,11 @@ from embedtune.batches import service as batches
 from embedtune.config import Settings
 from embedtune.db import new_session
 from embedtune.deployments import service as deployments
-from embedtune.fine_tuning import repository, service
+from embedtune.fine_tuning import checkpoints, repository, service
 from embedtune.fine_tuning.progress import PROGRESS_INTERVAL_S, ProgressJournal
 from embedtune.fine_tuning.states import EventKind
 from embedtune.fine_tuning.tables import Task
+from embedtune.fine_tuning.task_spec import task_spec
 from embedtune.ids import new_id
 from embedtune.models import repository as models_repository
 from embedtune.models import service as models
@@ -29,7 +30,6 @@ from embedtune.training.plugin import (
     BatchSpec,
     ModelSpec,
     PluginError,
-    TaskSpec,
     TrainingResult,
     TrainingStopped,
 )
@@ -167,7 +167,7 @@ class TaskReport:
                 logger.exception("heartbeat of task_id=%s failed", self._task_id)
 
 
-def _train(task: Task, report: TaskReport) -> tuple[TrainingResult, str, str]:
+def _train(task: Task, report: TaskReport, settings: Settings) -> tuple[TrainingResult, str, str]:
     with new_session() as session:
         model = models.get_model(session, task.embedding_model_id)
         batch = batches.get_batch(session, task.batch_id) if task.batch_id is not None else None
@@ -182,7 +182,7 @@ def _train(task: Task, report: TaskReport) -> tuple[TrainingResult, str, str]:
         else BatchSpec(id="", path=Path(os.devnull), num_examples=0)
     )
     result = plugin.train(
-        TaskSpec(id=task.id, metadata=dict(task.metadata_)),
+        task_spec(task, plugin, settings),
         batch_spec,
         ModelSpec(id=model.id, path=artifacts.local_model_dir(model.path)),
         report,
@@ -195,6 +195,7 @@ def _record_success(
 ) -> bool:
     model_id = new_id("ftm-")
     path = artifacts.store_model(result.model_dir, model_id)
+    metrics = checkpoints.store(task.id, result)
     url = f"{settings.base_url}/models/{model_id}/download"
     with new_session(writer=True) as session:
         models_repository.register_trained(
@@ -205,14 +206,15 @@ def _record_success(
             plugin=plugin,
             parent_id=base_model_id,
             task_id=task.id,
-            metrics=result.metrics,
+            metrics=metrics,
         )
-        completed = service.complete_task(session, task, model_id, url, result.metrics)
+        completed = service.complete_task(session, task, model_id, url, metrics)
     if completed:
         # After the completion commit: a failed deployment never fails the task.
         deployments.deploy_completed_task(task.id, settings)
         return True
     artifacts.remove_model(model_id)
+    checkpoints.remove(task.id, result)
     return False
 
 
@@ -234,7 +236,7 @@ def run_task_message(
     try:
         with TaskReport(task, settings, shutting_down, abort_requested) as report:
             try:
-                result, base_model_id, plugin = _train(task, report)
+                result, base_model_id, plugin = _train(task, report, settings)
             except TrainingStopped:
                 _after_stop(task, report, shutting_down, dispatcher)
                 return

@@ -7,11 +7,11 @@ many reapers at once do each recovery exactly once.
 from __future__ import annotations
 
 import logging
-import threading
 
 from embedtune.config import Settings
 from embedtune.db import new_session
 from embedtune.fine_tuning import service
+from embedtune.periodic import PeriodicLoop
 from embedtune.queue import Dispatcher
 
 logger = logging.getLogger(__name__)
@@ -30,23 +30,10 @@ def reap_once(settings: Settings, dispatcher: Dispatcher) -> tuple[int, int]:
     return recovered, resent
 
 
-class Reaper:
+class Reaper(PeriodicLoop):
+    """Runs ``reap_once`` every ``reaper_interval`` seconds until stopped."""
+
     def __init__(self, settings: Settings, dispatcher: Dispatcher) -> None:
-        self._settings = settings
-        self._dispatcher = dispatcher
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, name="embedtune-reaper", daemon=True)
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._stop.set()
-        self._thread.join()
-
-    def _run(self) -> None:
-        while not self._stop.wait(self._settings.reaper_interval):
-            try:
-                reap_once(self._settings, self._dispatcher)
-            except Exception:
-                logger.exception("reaper pass failed")
+        super().__init__(
+            "embedtune-reaper", settings.reaper_interval, lambda: reap_once(settings, dispatcher)
+        )

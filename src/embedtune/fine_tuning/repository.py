@@ -12,7 +12,6 @@ from sqlalchemy import (
     Table,
     bindparam,
     case,
-    exists,
     func,
     insert,
     inspect,
@@ -50,22 +49,23 @@ _REFERENCES = select(
     select(EmbeddingModel.plugin)
     .where(EmbeddingModel.id == bindparam("model_id"))
     .scalar_subquery(),
-    exists().where(Batch.id == bindparam("batch_id")),
+    select(Batch.num_examples).where(Batch.id == bindparam("batch_id")).scalar_subquery(),
 )
 
 
 def get_references(
     session: Session, model_id: str, batch_id: str | None
-) -> tuple[str | None, bool]:
+) -> tuple[str | None, int | None]:
     """What a new task refers to, in one round trip: the plugin of model ``model_id`` (None
-    if no such model), and whether batch ``batch_id`` exists.
+    if no such model), and the number of examples of batch ``batch_id`` (None if no such
+    batch).
 
     A prepared Core query on the session's connection: every creation asks, and two ORM
     loads cost several times as much.
     """
     row = session.connection().execute(_REFERENCES, {"model_id": model_id, "batch_id": batch_id})
-    plugin, batch_exists = row.one()
-    return plugin, bool(batch_exists)
+    plugin, batch_examples = row.one()
+    return plugin, batch_examples
 
 
 #: (attribute, column) of every column of a task.

@@ -11,10 +11,17 @@ from sqlalchemy.orm import Session
 from embedtune.config import Settings, SettingsDep
 from embedtune.db import SessionDep
 from embedtune.errors import error_responses
-from embedtune.fine_tuning import estimates, service
-from embedtune.fine_tuning.schemas import TaskCreate, TaskEventOut, TaskMetricsOut, TaskOut
+from embedtune.fine_tuning import checkpoints, estimates, service
+from embedtune.fine_tuning.schemas import (
+    CheckpointOut,
+    TaskCreate,
+    TaskEventOut,
+    TaskMetricsOut,
+    TaskOut,
+)
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.fine_tuning.tables import Task
+from embedtune.models.schemas import ModelOut
 from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.path_params import ShortId
 from embedtune.queue import Dispatcher
@@ -123,3 +130,24 @@ def get_task_metrics(task_id: ShortId, session: SessionDep) -> TaskMetricsOut:
     """Held-out evaluation before and after training, and the loss curve."""
     task = service.get_task(session, task_id)
     return TaskMetricsOut(task_id=task.id, status=TaskStatus(task.status), metrics=task.metrics)
+
+
+@router.get(
+    "/task/{task_id}/checkpoints",
+    response_model=list[CheckpointOut],
+    responses=error_responses(404),
+)
+def list_task_checkpoints(task_id: str, session: SessionDep) -> list[CheckpointOut]:
+    """The checkpoints kept from the task's training (the best and the last), oldest first."""
+    return checkpoints.list_checkpoints(session, task_id)
+
+
+@router.post(
+    "/task/{task_id}/checkpoints/{name}/register",
+    status_code=201,
+    response_model=ModelOut,
+    responses=error_responses(404),
+)
+def register_task_checkpoint(task_id: str, name: str, session: SessionDep) -> ModelOut:
+    """Register one of the task's checkpoints as a new model."""
+    return ModelOut.model_validate(checkpoints.register_checkpoint(session, task_id, name))

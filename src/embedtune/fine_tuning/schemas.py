@@ -1,13 +1,55 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
-from embedtune.deployments.schemas import TaskDeployment
+from embedtune.deployments.schemas import DeployOptions, TaskDeployment
 from embedtune.fine_tuning.states import TaskStatus
+from embedtune.training.options import TrainingOptions
 from embedtune.wire import StoredObject
+
+
+def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
+    """``schema`` with its ``$defs`` references replaced by their definitions."""
+    defs = schema.pop("$defs", {})
+
+    def resolve(node: Any) -> Any:
+        if isinstance(node, dict):
+            if "$ref" in node:
+                return resolve(defs[node["$ref"].rsplit("/", 1)[-1]])
+            return {key: resolve(value) for key, value in node.items()}
+        if isinstance(node, list):
+            return [resolve(item) for item in node]
+        return node
+
+    resolved: dict[str, Any] = resolve(schema)
+    return resolved
+
+
+#: The OpenAPI schema of a task's ``metadata``: free-form, but ``training`` and ``deploy``
+#: are documented with every option (they are checked when the task is created).
+METADATA_SCHEMA: dict[str, Any] = {
+    "anyOf": [
+        {
+            "type": "object",
+            "properties": {
+                "training": _inline_refs(TrainingOptions.model_json_schema()),
+                "deploy": _inline_refs(DeployOptions.model_json_schema()),
+            },
+            "additionalProperties": True,
+        },
+        {"type": "null"},
+    ],
+    "title": "Metadata",
+    "description": (
+        "Free-form user metadata, except `training` (the plugin's training options) and "
+        "`deploy` (deploy_as_blue options); the names of those options are refused at the "
+        "top level."
+    ),
+    "examples": [{"initiated_by": "admin", "training": {"epochs": 2, "loss": "mnrl"}}],
+}
 
 
 class TaskCreate(BaseModel):
@@ -15,7 +57,7 @@ class TaskCreate(BaseModel):
 
     embedding_model_id: str = Field(min_length=1, max_length=255)
     batch_id: str | None = Field(default=None, min_length=1, max_length=64)
-    metadata: StoredObject | None = None
+    metadata: Annotated[StoredObject | None, WithJsonSchema(METADATA_SCHEMA)] = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     deploy_as_blue: StrictBool = False
     wait_on_conflict: StrictBool = False
@@ -83,3 +125,14 @@ class TaskMetricsOut(BaseModel):
     task_id: str
     status: TaskStatus
     metrics: dict[str, Any] | None
+
+
+class CheckpointOut(BaseModel):
+    """A checkpoint kept from a task's training; register it to serve it as a model."""
+
+    name: str = Field(description="Its id within the task, e.g. step-40.")
+    step: int
+    metrics: dict[str, float] = Field(description="Held-out metrics at that step.")
+    loss: float | None = Field(description="Training loss at that step.")
+    best: bool = Field(description="The best by the task's metric_for_best.")
+    last: bool

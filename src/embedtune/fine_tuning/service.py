@@ -25,6 +25,7 @@ from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.schemas import TaskCreate
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task, TaskEvent
+from embedtune.fine_tuning.task_options import check_task_options
 from embedtune.ids import new_id
 from embedtune.models import service as models
 from embedtune.queue import Dispatcher
@@ -80,9 +81,10 @@ def create_task(
 
     Returns ``(task, created)``. Raises Unprocessable (``idempotency_key_mismatch``,
     ``idempotency_key_reused``, ``metadata_too_large``, ``plugin_unavailable``,
-    ``no_feedback``, ``invalid_training_options``) and NotFound (``model_not_found``,
-    ``batch_not_found``). Without a ``batch_id``, a plugin that needs one trains on the
-    feedback released here (release id: the idempotency key, else the task id).
+    ``no_feedback``, ``invalid_training_options``, ``invalid_deploy_options``,
+    ``batch_too_small``) and NotFound (``model_not_found``, ``batch_not_found``). Without a
+    ``batch_id``, a plugin that needs one trains on the feedback released here (release id:
+    the idempotency key, else the task id).
     """
     key = _idempotency_key(request, header_key)
     metadata = request.metadata or {}
@@ -94,22 +96,15 @@ def create_task(
         if existing is not None:
             return _replay(existing, fingerprint), False
 
-    plugin_name, batch_exists = repository.get_references(
+    plugin_name, batch_examples = repository.get_references(
         session, request.embedding_model_id, request.batch_id
     )
     if plugin_name is None:
         raise models.model_not_found(request.embedding_model_id)
-    if request.batch_id is not None and not batch_exists:
+    if request.batch_id is not None and batch_examples is None:
         raise batches.batch_not_found(request.batch_id)
     plugin = models.require_plugin(plugin_name, for_training=True)
-    try:
-        plugin.validate_training_options(metadata)
-    except ValueError as exc:
-        raise Unprocessable(str(exc), code="invalid_training_options") from exc
-    try:
-        deployments.validate_deploy_options(metadata)
-    except ValueError as exc:
-        raise Unprocessable(str(exc), code="invalid_deploy_options") from exc
+    check_task_options(session, plugin, metadata, batch_examples)
 
     task_id, batch_id = new_id("ft-"), request.batch_id
     if plugin.requires_batch and batch_id is None:

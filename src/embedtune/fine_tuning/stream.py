@@ -40,10 +40,9 @@ _STATUS_DURING = {
     EventKind.checkpoint_saved: TaskStatus.processing,
     EventKind.deployment: TaskStatus.completed,
 }
-#: Events that can move other tasks' place in the queue.
-_QUEUE_MOVES = frozenset(
-    {EventKind.claimed, EventKind.canceled, EventKind.dispatched, EventKind.returned}
-)
+#: Events that move the pending tasks behind a task up the queue (a new or re-sent task
+#: joins at the end: it moves nobody).
+_QUEUE_MOVES = frozenset({EventKind.claimed.value, EventKind.canceled.value})
 
 
 def event_data(event: TaskEvent) -> dict[str, Any]:
@@ -198,11 +197,12 @@ async def task_stream(
         pending = status in (None, TaskStatus.pending.value)
         queue_moved = True
         while True:
-            if queue_moved and pending:
+            # Once per burst: only when every event that came meanwhile has been read.
+            if queue_moved and pending and subscription.queue.empty():
                 estimate = await run_in_threadpool(_estimate_now, task_id, settings)
                 if estimate is not None:
                     yield _queue_event(estimate)
-            queue_moved = False
+                queue_moved = False
             data = await subscription.queue.get()
             if data["task_id"] != task_id:
                 queue_moved = True

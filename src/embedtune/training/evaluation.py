@@ -1,58 +1,66 @@
-"""Held-out retrieval metrics: each held-out query searched against all held-out positives."""
+"""Held-out retrieval metrics: each held-out query searched against all held-out positives,
+scored by the library's ``InformationRetrievalEvaluator``."""
 
 from __future__ import annotations
 
-import math
+from typing import Any
 
-import torch
 from sentence_transformers import SentenceTransformer
+from sentence_transformers.sentence_transformer.evaluation import InformationRetrievalEvaluator
+from sentence_transformers.util import cos_sim
 
 from embedtune.training.data import Example
 from embedtune.training.metric_names import METRIC_NAMES as METRIC_NAMES
 
-_CUTOFF = 10
+#: The evaluator's name: its metrics are logged as ``eval_held-out_cosine_mrr@10`` …
+EVALUATOR_NAME = "held-out"
 _ENCODE_BATCH_SIZE = 64
 
 
-def retrieval_metrics(model: SentenceTransformer, examples: list[Example]) -> dict[str, float]:
-    """Score ``model`` on ``examples`` as a retrieval task; returns ``METRIC_NAMES`` means.
+def retrieval_evaluator(examples: list[Example]) -> InformationRetrievalEvaluator:
+    """An evaluator of ``examples`` as a retrieval task (cosine similarity).
 
     Queries and positives are deduplicated by text; a query is relevant to the positives of
-    every example that has it. Cosine similarity, computed on the model's device. Raises
-    ``ValueError`` when ``examples`` is empty.
+    every example that has it. Raises ``ValueError`` when ``examples`` is empty.
     """
     if not examples:
         raise ValueError("cannot evaluate on an empty set of examples")
-    queries: dict[str, set[int]] = {}
-    corpus: dict[str, int] = {}
+    queries: dict[str, Any] = {}
+    corpus: dict[str, Any] = {}
+    relevant: dict[str, set[str]] = {}
+    doc_ids: dict[str, str] = {}
+    query_ids: dict[str, str] = {}
     for example in examples:
-        doc_id = corpus.setdefault(example.positive, len(corpus))
-        queries.setdefault(example.query, set()).add(doc_id)
-
-    with torch.inference_mode():
-        query_emb = _encode(model, list(queries))
-        corpus_emb = _encode(model, list(corpus))
-        k = min(_CUTOFF, len(corpus))
-        top = torch.topk(query_emb @ corpus_emb.T, k=k, dim=1).indices.cpu().tolist()
-
-    totals = dict.fromkeys(METRIC_NAMES, 0.0)
-    for ranked, relevant in zip(top, queries.values(), strict=True):
-        hits = [doc in relevant for doc in ranked]
-        first = hits.index(True) if True in hits else None
-        totals["mrr@10"] += 0.0 if first is None else 1.0 / (first + 1)
-        dcg = sum(1.0 / math.log2(rank + 2) for rank, hit in enumerate(hits) if hit)
-        ideal = sum(1.0 / math.log2(rank + 2) for rank in range(min(len(relevant), k)))
-        totals["ndcg@10"] += dcg / ideal
-        totals["recall@1"] += sum(hits[:1]) / len(relevant)
-        totals["recall@10"] += sum(hits) / len(relevant)
-    return {name: total / len(queries) for name, total in totals.items()}
-
-
-def _encode(model: SentenceTransformer, texts: list[str]) -> torch.Tensor:
-    return model.encode(
-        texts,
+        doc_id = doc_ids.setdefault(example.positive, f"d{len(doc_ids)}")
+        corpus[doc_id] = example.positive
+        query_id = query_ids.setdefault(example.query, f"q{len(query_ids)}")
+        queries[query_id] = example.query
+        relevant.setdefault(query_id, set()).add(doc_id)
+    return InformationRetrievalEvaluator(
+        queries,
+        corpus,
+        relevant,
+        name=EVALUATOR_NAME,
+        mrr_at_k=[10],
+        ndcg_at_k=[10],
+        accuracy_at_k=[1],
+        precision_recall_at_k=[1, 10],
+        map_at_k=[10],
         batch_size=_ENCODE_BATCH_SIZE,
-        convert_to_tensor=True,
-        normalize_embeddings=True,
         show_progress_bar=False,
+        write_csv=False,
+        score_functions={"cosine": cos_sim},
+        main_score_function="cosine",
     )
+
+
+def metric_names(results: dict[str, float], prefix: str = "") -> dict[str, float]:
+    """``METRIC_NAMES`` out of an evaluator's results (keys ``[prefix]held-out_cosine_…``)."""
+    head = f"{prefix}{EVALUATOR_NAME}_cosine_"
+    return {name: float(results[head + name]) for name in METRIC_NAMES}
+
+
+def retrieval_metrics(model: SentenceTransformer, examples: list[Example]) -> dict[str, float]:
+    """Score ``model`` on ``examples``; returns ``METRIC_NAMES``. Raises ``ValueError`` when
+    ``examples`` is empty."""
+    return metric_names(retrieval_evaluator(examples)(model))

@@ -35,20 +35,26 @@ class InvalidModel(PluginError):
 
 
 @dataclass(frozen=True)
-class TaskSpec:
-    """What the plugin needs to know of the task."""
-
-    id: str
-    metadata: dict[str, Any]
-
-
-@dataclass(frozen=True)
 class BatchSpec:
     """A training batch: a JSONL file of ``{"query", "positive", "negative"?}`` objects."""
 
     id: str
     path: Path
     num_examples: int
+
+
+@dataclass(frozen=True)
+class TaskSpec:
+    """What the plugin needs to know of the task, and the worker's settings for its run."""
+
+    id: str
+    metadata: dict[str, Any]
+    #: The batch named by the task's validation option, to evaluate on instead of a split.
+    validation_batch: BatchSpec | None = None
+    #: Save a resumable checkpoint at least this often (training steps).
+    checkpoint_every: int = 50
+    #: Log the run to this MLflow tracking server when set.
+    mlflow_tracking_uri: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,6 +76,21 @@ class TrainingResult:
 
     model_dir: Path
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: Kept checkpoints (saved models) a user may register instead of the final model.
+    checkpoints: list[Checkpoint] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A model saved during training, with its held-out metrics and training loss."""
+
+    name: str
+    step: int
+    model_dir: Path
+    metrics: dict[str, float]
+    loss: float | None
+    best: bool = False
+    last: bool = False
 
 
 class TrainingReport(Protocol):
@@ -131,6 +152,15 @@ class FineTuningPlugin(abc.ABC):
     def validate_training_options(self, metadata: dict[str, Any]) -> None:
         """Check the task metadata at create time; raises ``ValueError`` with a readable
         message naming the bad option."""
+
+    def validate_batch_size(self, metadata: dict[str, Any], num_examples: int) -> None:
+        """Check at create time that a batch of ``num_examples`` leaves enough to train on;
+        raises ``ValueError`` saying why not. The default accepts any batch."""
+        return None
+
+    def validation_batch_id(self, metadata: dict[str, Any]) -> str | None:
+        """The id of the batch the task evaluates on, if its options name one."""
+        return None
 
     @abc.abstractmethod
     def train(

@@ -495,6 +495,38 @@ function lossSeries(metrics, live) {
   return live.length ? [{ name: "live", points: live }] : [];
 }
 
+function evalSeries(metrics) {
+  // The held-out MRR@10 at each evaluation during training, one line per trial.
+  const trials = new Map();
+  for (const point of metrics?.eval_curve || []) {
+    const trial = point.trial ?? 0;
+    if (!trials.has(trial)) trials.set(trial, []);
+    trials.get(trial).push({ x: point.step, y: point["mrr@10"] });
+  }
+  return [...trials.entries()].map(([trial, points]) => ({ name: `trial ${trial}`, points }));
+}
+
+function evalCard(metrics) {
+  const series = evalSeries(metrics);
+  return h("div", { class: "card eval-card" }, h("h2", {}, "Held-out MRR@10 during training"),
+    series.length ? lineChart(series, { yLabel: "MRR@10" })
+      : h("p", { class: "muted empty" }, "No evaluation during training yet."));
+}
+
+function checkpointsCard(taskId, checkpoints) {
+  const register = (name) => act(async () => {
+    const model = await api("POST", `/fine-tuning/task/${taskId}/checkpoints/${name}/register`);
+    toast(`Registered ${model.id}`);
+  });
+  return h("div", { class: "card checkpoints-card" }, h("h2", {}, "Checkpoints"),
+    table(["Checkpoint", "Step", "MRR@10", "NDCG@10", "Loss", ""], (checkpoints || []).map((c) => h("tr", {},
+      h("td", { class: "mono" }, c.name + (c.best ? " (best)" : "") + (c.last ? " (last)" : "")),
+      h("td", {}, String(c.step)), h("td", {}, c.metrics["mrr@10"].toFixed(4)),
+      h("td", {}, c.metrics["ndcg@10"].toFixed(4)), h("td", {}, c.loss == null ? "—" : c.loss.toFixed(4)),
+      h("td", {}, h("button", { onclick: () => register(c.name) }, "Register as model")))),
+    "Checkpoints are listed once training has completed."));
+}
+
 async function taskDetailView(root, taskId) {
   const curve = [];
   const header = h("div", { class: "toolbar" });
@@ -550,7 +582,8 @@ async function taskDetailView(root, taskId) {
         m.before || m.after ? [barChart(m.before, m.after), legend([["before", "before"], ["after", "after"]]),
           typeof m.improved === "boolean" ? h("p", { class: m.improved ? "good" : "bad" },
             m.improved ? "The fine-tuned model beats the base model." : "The fine-tuned model is not better than the base model.") : null]
-          : h("p", { class: "muted empty" }, FINISHED.has(task.status) ? "No evaluation was recorded." : "Available when training ends.")));
+          : h("p", { class: "muted empty" }, FINISHED.has(task.status) ? "No evaluation was recorded." : "Available when training ends.")),
+      evalCard(m), checkpointsCard(taskId, m.checkpoints));
     fill(events, h("h2", {}, "Events"),
       table(["When", "Event", "Detail"], history.slice().reverse().map((event) => h("tr", {},
         h("td", {}, when(event.created_at)), h("td", {}, event.kind),

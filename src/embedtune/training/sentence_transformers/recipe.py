@@ -1,0 +1,217 @@
+"""The training recipe: options resolved against the data, the loss and the trainer's arguments.
+
+Defaults that depend on the data (:func:`resolve`), chosen for query → document retrieval
+in general and measured by ``benchmarks/quality.py``: a larger batch gives each query more
+in-batch negatives for about the same compute per epoch, once batches group texts of
+similar length (padding follows the longest text of a batch); the learning rate grows with
+the square root of the batch (never below the reference 5e-5); small data gets up to two
+epochs so that training still takes enough steps.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from datasets import Dataset
+from sentence_transformers import SentenceTransformer, SentenceTransformerTrainingArguments
+from sentence_transformers.base.sampler import BatchSamplers, MultiDatasetBatchSamplers
+from sentence_transformers.sentence_transformer.losses import (
+    CachedMultipleNegativesRankingLoss,
+    GISTEmbedLoss,
+    MatryoshkaLoss,
+    MultipleNegativesRankingLoss,
+)
+from torch import nn
+
+from embedtune.training.data import Example
+from embedtune.training.evaluation import EVALUATOR_NAME
+from embedtune.training.options import TrainingOptions
+from embedtune.training.sentence_transformers.sampling import LengthGroupedBatchSampler
+
+#: The reference recipe: batch 32 at lr 5e-5 (the library's examples).
+BASE_BATCH_SIZE = 32
+BASE_LEARNING_RATE = 5e-5
+#: The largest automatic batch, and the smallest share of the pairs it may take.
+MAX_AUTO_BATCH_SIZE = 128
+MIN_BATCHES_PER_EPOCH = 8
+#: Automatic epochs: enough for about this many steps, within these bounds.
+TARGET_STEPS = 60
+MAX_AUTO_EPOCHS = 2.0
+MAX_AUTO_SEQ_LENGTH = 256
+#: Evaluations per trial when ``eval_steps`` is not given.
+EVALUATIONS_PER_TRIAL = 4
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """The options with every automatic value chosen: what a run really uses."""
+
+    loss: str
+    batch_size: int
+    learning_rate: float
+    epochs: float
+    max_steps: int | None
+    warmup_ratio: float
+    lr_scheduler: str
+    weight_decay: float
+    max_seq_length: int
+    group_by_length: bool
+    matryoshka_dims: list[int] | None
+    mini_batch_size: int
+    seed: int
+    metric_for_best: str
+    load_best_model_at_end: bool
+    early_stopping_patience: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def auto_batch_size(num_pairs: int) -> int:
+    """The largest power of two up to 128 that still gives 8 batches per epoch (min 8)."""
+    size = MAX_AUTO_BATCH_SIZE
+    while size > 8 and num_pairs < size * MIN_BATCHES_PER_EPOCH:
+        size //= 2
+    return size
+
+
+def auto_learning_rate(batch_size: int) -> float:
+    """5e-5 at batch 32 and below, scaled up with the square root of a larger batch."""
+    return BASE_LEARNING_RATE * math.sqrt(max(batch_size, BASE_BATCH_SIZE) / BASE_BATCH_SIZE)
+
+
+def auto_epochs(num_pairs: int, batch_size: int) -> float:
+    """One epoch, or up to two for small data, so that training takes about 60 steps."""
+    steps_per_epoch = max(1, math.ceil(num_pairs / batch_size))
+    return min(MAX_AUTO_EPOCHS, max(1.0, math.ceil(TARGET_STEPS / steps_per_epoch)))
+
+
+def resolve(options: TrainingOptions, train: list[Example], model_max_length: int) -> Recipe:
+    """Fill in the automatic values of ``options`` for ``train`` and the model."""
+    batch_size = options.batch_size or min(auto_batch_size(len(train)), max(len(train), 1))
+    return Recipe(
+        loss=options.loss,
+        batch_size=batch_size,
+        learning_rate=options.learning_rate or auto_learning_rate(batch_size),
+        epochs=options.epochs or auto_epochs(len(train), batch_size),
+        max_steps=options.max_steps,
+        warmup_ratio=options.warmup_ratio,
+        lr_scheduler=options.lr_scheduler,
+        weight_decay=options.weight_decay,
+        max_seq_length=options.max_seq_length or min(model_max_length, MAX_AUTO_SEQ_LENGTH),
+        group_by_length=options.group_by_length,
+        matryoshka_dims=options.matryoshka_dims,
+        mini_batch_size=options.mini_batch_size,
+        seed=options.seed,
+        metric_for_best=options.metric_for_best,
+        load_best_model_at_end=options.load_best_model_at_end,
+        early_stopping_patience=options.early_stopping_patience,
+    )
+
+
+def build_loss(
+    recipe: Recipe, model: SentenceTransformer, guide: SentenceTransformer | None
+) -> nn.Module:
+    """The loss of ``recipe`` (``guide``: the frozen base model, for ``gist``)."""
+    loss: nn.Module
+    if recipe.loss == "cached_mnrl":
+        loss = CachedMultipleNegativesRankingLoss(
+            model, mini_batch_size=recipe.mini_batch_size, show_progress_bar=False
+        )
+    elif recipe.loss == "gist":
+        assert guide is not None, "gist needs the base model as its guide"
+        loss = GISTEmbedLoss(model, guide=guide)
+    elif recipe.loss == "symmetric":
+        # The library's replacement of MultipleNegativesSymmetricRankingLoss (deprecated).
+        loss = MultipleNegativesRankingLoss(
+            model, directions=("query_to_doc", "doc_to_query"), partition_mode="per_direction"
+        )
+    else:
+        loss = MultipleNegativesRankingLoss(model)
+    if recipe.matryoshka_dims:
+        loss = MatryoshkaLoss(model, loss, matryoshka_dims=recipe.matryoshka_dims)
+    return loss
+
+
+def to_datasets(examples: list[Example]) -> dict[str, Dataset]:
+    """The pairs and the triplets as two datasets: a batch has uniform columns, and the
+    trainer draws each batch from one of them in proportion to their sizes."""
+    pairs = [ex for ex in examples if ex.negative is None]
+    triplets = [ex for ex in examples if ex.negative is not None]
+    datasets: dict[str, Dataset] = {}
+    if pairs:
+        datasets["pairs"] = Dataset.from_dict(
+            {"anchor": [ex.query for ex in pairs], "positive": [ex.positive for ex in pairs]}
+        )
+    if triplets:
+        datasets["triplets"] = Dataset.from_dict(
+            {
+                "anchor": [ex.query for ex in triplets],
+                "positive": [ex.positive for ex in triplets],
+                "negative": [ex.negative for ex in triplets],
+            }
+        )
+    return datasets
+
+
+def planned_steps(datasets: dict[str, Dataset], batch_size: int, epochs: float) -> int:
+    """Optimizer steps of a trial of ``epochs`` (before the trainer gives its exact count)."""
+    per_epoch = sum(math.ceil(len(ds) / batch_size) for ds in datasets.values())
+    return max(1, math.ceil(epochs * per_epoch))
+
+
+def eval_interval(requested: int | None, total_steps: int, checkpoint_every: int) -> int:
+    """Steps between evaluations (each also saves a checkpoint, at least every
+    ``checkpoint_every`` steps)."""
+    steps = requested or max(1, math.ceil(total_steps / EVALUATIONS_PER_TRIAL))
+    return max(1, min(steps, checkpoint_every))
+
+
+def training_arguments(
+    recipe: Recipe,
+    *,
+    output_dir: Path,
+    learning_rate: float,
+    epochs: float,
+    max_steps: int | None,
+    eval_steps: int,
+    report_to: list[str],
+    run_name: str,
+) -> SentenceTransformerTrainingArguments:
+    """The trainer's arguments of one trial."""
+    return SentenceTransformerTrainingArguments(
+        output_dir=str(output_dir),
+        run_name=run_name,
+        num_train_epochs=epochs,
+        max_steps=max_steps or -1,
+        per_device_train_batch_size=recipe.batch_size,
+        per_device_eval_batch_size=recipe.batch_size,
+        learning_rate=learning_rate,
+        warmup_steps=recipe.warmup_ratio,  # below 1: a ratio of the steps (Transformers 5)
+        lr_scheduler_type=recipe.lr_scheduler,
+        weight_decay=recipe.weight_decay,
+        seed=recipe.seed,
+        data_seed=recipe.seed,
+        batch_sampler=(
+            LengthGroupedBatchSampler if recipe.group_by_length else BatchSamplers.NO_DUPLICATES
+        ),
+        multi_dataset_batch_sampler=MultiDatasetBatchSamplers.PROPORTIONAL,
+        eval_strategy="steps",
+        eval_steps=eval_steps,
+        save_strategy="steps",
+        save_steps=eval_steps,
+        # The best and the last; the trainer never deletes the best while it is kept.
+        save_total_limit=2,
+        load_best_model_at_end=recipe.load_best_model_at_end,
+        metric_for_best_model=f"eval_{EVALUATOR_NAME}_cosine_{recipe.metric_for_best}",
+        greater_is_better=True,
+        logging_strategy="steps",
+        logging_steps=1,  # a loss for every step, for the progress and the loss curve
+        report_to=report_to,
+        disable_tqdm=True,
+        dataloader_pin_memory=torch.cuda.is_available(),
+    )
