@@ -22,12 +22,13 @@ def _value(text: str, name: str, **labels: str) -> float:
 
 def test_http_requests_are_counted_and_timed_by_route_template(app_client: TestClient) -> None:
     route = "/fine-tuning/task/{task_id}"
-    before = _value(app_client.get("/metrics").text, "embedtune_http_requests_total", route=route)
+    labels = {"route": route, "method": "GET", "status": "404"}
+    before = _value(app_client.get("/metrics").text, "embedtune_http_requests_total", **labels)
     for task_id in ("task_a", "task_b", "task_c"):
         assert app_client.get(f"/fine-tuning/task/{task_id}").status_code == 404
     app_client.get("/no/such/path")
     text = app_client.get("/metrics").text
-    counted = _value(text, "embedtune_http_requests_total", route=route, method="GET", status="404")
+    counted = _value(text, "embedtune_http_requests_total", **labels)
     assert counted - before == 3
     assert "task_a" not in text  # ids never become labels
     assert _value(text, "embedtune_http_requests_total", route="unmatched") >= 1

@@ -123,6 +123,7 @@ def test_automatic_defaults_follow_the_data() -> None:
     assert auto_learning_rate(8) == pytest.approx(5e-5)
     assert auto_learning_rate(128) > auto_learning_rate(32)
     assert auto_epochs(100_000, 128) == 1.0
+    assert auto_epochs(3_600, 128) == 1.0
     assert auto_epochs(300, 32) == 2.0
 
 
