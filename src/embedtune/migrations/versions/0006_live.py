@@ -1,7 +1,7 @@
 """live progress: webhooks, their deliveries, live workers, queue-position index
 
-Revision ID: 0009_live
-Revises: 0008_feedback
+Revision ID: 0006_live
+Revises: 0005_feedback
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 import embedtune.db
 
-revision = "0009_live"
-down_revision = "0008_feedback"
+revision = "0006_live"
+down_revision = "0005_feedback"
 branch_labels = None
 depends_on = None
 

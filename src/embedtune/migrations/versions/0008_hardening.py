@@ -1,7 +1,7 @@
 """event counters for /metrics, filled from the events recorded so far
 
-Revision ID: 0005_hardening
-Revises: 0006_serving
+Revision ID: 0008_hardening
+Revises: 0007_serving
 
 A scrape used to count and parse every task event. The counters are now rows moved by the
 transaction that records each event; this fills them once from the existing events.
@@ -12,8 +12,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0005_hardening"
-down_revision = "0006_serving"
+revision = "0008_hardening"
+down_revision = "0007_serving"
 branch_labels = None
 depends_on = None
 

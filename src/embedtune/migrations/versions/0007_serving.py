@@ -1,7 +1,7 @@
 """model_export: the ONNX/OpenVINO export of each model and its quality check
 
-Revision ID: 0006_serving
-Revises: 0009_live
+Revision ID: 0007_serving
+Revises: 0006_live
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from alembic import op
 
 from embedtune.db import UTCDateTime
 
-revision = "0006_serving"
-down_revision = "0009_live"
+revision = "0007_serving"
+down_revision = "0006_live"
 branch_labels = None
 depends_on = None
 

@@ -1,6 +1,6 @@
 """search feedback: sessions, results, clicks, documents, releases; batch provenance
 
-Revision ID: 0008_feedback
+Revision ID: 0005_feedback
 Revises: 0004
 """
 
@@ -11,7 +11,7 @@ from alembic import op
 
 import embedtune.db
 
-revision = "0008_feedback"
+revision = "0005_feedback"
 down_revision = "0004"
 branch_labels = None
 depends_on = None
