@@ -36,6 +36,19 @@ def test_new_task_form_defaults_to_the_blue_model_and_the_newest_batch(
     assert missing == []
 
 
+def test_new_task_form_defaults_to_collected_feedback_when_some_is_waiting(
+    page: Page, live_server: LiveServer, live_model: str, live_batch: str
+) -> None:
+    results = [{"id": doc, "text": f"text of {doc}"} for doc in ("a", "b")]
+    with live_server.client() as client:
+        session = {"session_id": "s0", "query": "q", "results": results, "clicks": ["b"]}
+        client.feedback.send(session)
+    page.goto(f"{live_server.url}/#/tasks")
+    batch = page.get_by_label("Training batch")
+    expect(batch).to_have_value("")
+    expect(batch.locator("option:checked")).to_contain_text("collected feedback (1 sessions")
+
+
 def test_cancel_asks_first_and_does_nothing_when_declined(
     page: Page, live_server: LiveServer, live_model: str, live_batch: str
 ) -> None:

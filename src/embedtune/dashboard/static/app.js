@@ -357,9 +357,11 @@ function live(refresh, path, onEvent = () => true) {
 }
 
 async function modelAndBatchOptions() {
-  const [models, batches, deployments] = await Promise.all([
-    api("GET", "/models?limit=1000"), api("GET", "/batches?limit=1000"), deploymentsOrNull()]);
-  return { models: models.items, batches: batches.items, blue: deployments?.blue?.model_id };
+  const [models, batches, deployments, feedback] = await Promise.all([
+    api("GET", "/models?limit=1000"), api("GET", "/batches?limit=1000"), deploymentsOrNull(),
+    api("GET", "/feedback").catch(() => null)]);
+  return { models: models.items, batches: batches.items, blue: deployments?.blue?.model_id,
+    feedbackPairs: feedback?.sessions_with_clicks || 0 };
 }
 
 // The base model a new task most likely wants: the live one, else the bundled one.
@@ -372,13 +374,16 @@ function defaultBaseModel(models, blue) {
 }
 
 async function newTaskForm() {
-  const { models, batches, blue: blueModel } = await modelAndBatchOptions();
+  const { models, batches, blue: blueModel, feedbackPairs } = await modelAndBatchOptions();
   const model = h("select", { name: "model", required: true },
     models.map((m) => h("option", { value: m.id }, `${m.id}${m.name !== m.id ? ` (${m.name})` : ""}`)));
   model.value = defaultBaseModel(models, blueModel);
-  const batch = h("select", { name: "batch" }, h("option", { value: "" }, "— none —"),
+  // A task without a batch trains on the search feedback collected since the last release.
+  const batch = h("select", { name: "batch" },
+    h("option", { value: "" }, `— collected feedback (${feedbackPairs} sessions with clicks) —`),
     batches.map((b) => h("option", { value: b.id }, `${b.name} · ${b.num_examples} examples · ${b.id}`)));
-  batch.value = batches.length ? batches[0].id : "";  // the newest
+  // Feedback when some is waiting, else the newest batch.
+  batch.value = feedbackPairs || !batches.length ? "" : batches[0].id;
   const metadata = h("textarea", { name: "metadata", rows: 2, placeholder: OPTIONS_EXAMPLE });
   const blue = h("input", { type: "checkbox", name: "deploy_as_blue" });
   const wait = h("input", { type: "checkbox", name: "wait_on_conflict" });
