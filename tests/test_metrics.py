@@ -65,7 +65,7 @@ def test_counters_start_from_the_events_recorded_before_the_upgrade(
     wait_for_status(app_client, task_id)
     before = scrape(app_client)
     url = settings_env["EMBEDTUNE_DATABASE_URL"]
-    command.downgrade(alembic_config(url), "0004")
+    command.downgrade(alembic_config(url), "0007_serving")  # the revision before the counters
     with new_session(writer=True) as session:
         session.execute(
             insert(TaskEvent),

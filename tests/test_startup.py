@@ -39,6 +39,9 @@ def test_start_up_logs_one_block_with_dashboard_database_broker_worker_and_model
 def test_alembic_lines_are_kept_at_debug(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     quiet_alembic()
     caplog.set_level(logging.DEBUG)
+    # Libraries imported by earlier tests (mlflow, optuna) raise these loggers' levels.
+    for name in ("alembic", "alembic.runtime.migration"):
+        caplog.set_level(logging.DEBUG, logger=name)
     upgrade_database(f"sqlite:///{tmp_path / 'fresh.db'}")
     alembic = [r for r in caplog.records if r.name.startswith("alembic")]
     assert any("Running upgrade" in r.getMessage() for r in alembic)

@@ -36,7 +36,7 @@ def test_stream_of_a_real_training_has_every_state_change_in_order_and_ends_with
         created = create_bundled_model_task(
             httpx.Client(base_url=live_server.url),  # type: ignore[arg-type]
             tmp_path,
-            pairs=16,
+            pairs=20,  # 16 or more left to train on after the held-out split
             seed=1,
             training={"max_steps": 2, "batch_size": 4},
         )
