@@ -6,7 +6,7 @@ import re
 
 from fastapi.testclient import TestClient
 
-from embedtune import telemetry
+from embedtune.core import telemetry
 
 
 def _value(text: str, name: str, **labels: str) -> float:

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import wait_until_blocked_on_a_lock
-from embedtune.db import new_session, utcnow
+from embedtune.core.db import new_session, utcnow
 from embedtune.fine_tuning import repository, service
 from embedtune.fine_tuning.tables import Task
 from embedtune.migrations import upgrade_database

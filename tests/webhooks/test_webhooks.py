@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from standardwebhooks.webhooks import Webhook
 
 from conftest import both_databases, wait_for_status
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 from .conftest import Receiver
 

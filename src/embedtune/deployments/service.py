@@ -32,10 +32,12 @@ from sentence_transformers import SentenceTransformer
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
-from embedtune.config import Settings
-from embedtune.db import new_session, unit_of_work, utcnow
+from embedtune.core import artifacts, telemetry
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session, unit_of_work, utcnow
+from embedtune.core.errors import InvalidState, Unprocessable
+from embedtune.core.ids import new_id
 from embedtune.deployments import exports, repository
 from embedtune.deployments.backends import ModelNotServable, load_sentence_transformer
 from embedtune.deployments.inference import BlueRef, Inference, LoadedModel
@@ -48,11 +50,9 @@ from embedtune.deployments.schemas import (
     DeployOptions,
     TaskDeployment,
 )
-from embedtune.errors import InvalidState, Unprocessable
 from embedtune.fine_tuning import repository as tasks
 from embedtune.fine_tuning.states import EventKind
 from embedtune.fine_tuning.tables import Task
-from embedtune.ids import new_id
 from embedtune.models import repository as models_repository
 from embedtune.models import service as models
 from embedtune.models.tables import EmbeddingModel

@@ -12,20 +12,20 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
-from embedtune.config import Settings
-from embedtune.db import new_session
+from embedtune.core import artifacts, telemetry
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session
+from embedtune.core.ids import new_id
+from embedtune.core.queue import Dispatcher
 from embedtune.deployments import service as deployments
 from embedtune.fine_tuning import checkpoints, repository, service
 from embedtune.fine_tuning.progress import PROGRESS_INTERVAL_S, ProgressJournal
 from embedtune.fine_tuning.states import EventKind
 from embedtune.fine_tuning.tables import Task
 from embedtune.fine_tuning.task_spec import task_spec
-from embedtune.ids import new_id
 from embedtune.models import repository as models_repository
 from embedtune.models import service as models
-from embedtune.queue import Dispatcher
 from embedtune.training.plugin import (
     BatchSpec,
     ModelSpec,

@@ -5,10 +5,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
 
+from embedtune.core.wire import StoredObject
 from embedtune.deployments.schemas import DeployOptions, TaskDeployment
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.training.options import TrainingOptions
-from embedtune.wire import StoredObject
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

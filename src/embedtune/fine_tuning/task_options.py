@@ -12,9 +12,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from embedtune.batches import repository as batches
+from embedtune.core.errors import Unprocessable
 from embedtune.deployments import service as deployments
 from embedtune.deployments.schemas import DeployOptions
-from embedtune.errors import Unprocessable
 from embedtune.training.options import misplaced_option
 from embedtune.training.plugin import FineTuningPlugin
 

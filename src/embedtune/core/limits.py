@@ -8,7 +8,7 @@ import json
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from embedtune.errors import error_body
+from embedtune.core.errors import error_body
 
 
 class BodySizeLimit:

@@ -24,7 +24,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from embedtune.db import new_session
+from embedtune.core.db import new_session
 from embedtune.fine_tuning import counters, repository
 from embedtune.fine_tuning.states import TaskStatus
 
