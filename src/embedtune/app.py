@@ -35,6 +35,7 @@ from embedtune.feedback.router import BULK_PATH
 from embedtune.feedback.router import router as feedback_router
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
+from embedtune.fine_tuning.metrics import MetricsEndpoint
 from embedtune.fine_tuning.metrics import registry as metrics_registry
 from embedtune.fine_tuning.metrics import router as metrics_router
 from embedtune.fine_tuning.reaper import Reaper
@@ -135,6 +136,7 @@ def create_app() -> FastAPI:
         # No call to the online validator (its badge would load from the internet).
         swagger_ui_parameters={"validatorUrl": None},
     )
+    app.state.metrics = MetricsEndpoint(settings.metrics_token, settings.metrics_cache_seconds)
     install_error_handlers(app)
     register_error_format(OPENAI_PATH_PREFIX, openai_error)
     app.add_middleware(RejectNulInUrl)
