@@ -17,6 +17,7 @@ from embedtune.training.sentence_transformers.recipe import (
     auto_batch_size,
     auto_epochs,
     auto_learning_rate,
+    epoch_cost,
 )
 from embedtune.training.synthetic import synthetic_examples, write_jsonl
 
@@ -116,15 +117,26 @@ def test_validation_batch_replaces_the_split_and_the_best_checkpoint_is_kept(
 
 
 def test_automatic_defaults_follow_the_data() -> None:
-    assert auto_batch_size(4000) == 128
+    assert auto_batch_size(4000) == 64
     assert auto_batch_size(300) == 32
     assert auto_batch_size(40) == 8
     assert auto_learning_rate(32) == pytest.approx(5e-5)
     assert auto_learning_rate(8) == pytest.approx(5e-5)
-    assert auto_learning_rate(128) > auto_learning_rate(32)
-    assert auto_epochs(100_000, 128) == 1.0
-    assert auto_epochs(3_600, 128) == 1.0
-    assert auto_epochs(300, 32) == 2.0
+    assert auto_learning_rate(64) > auto_learning_rate(32)
+    # Texts of one length: grouping saves nothing, so the budget pays for one epoch.
+    assert auto_epochs([(12, 80)] * 100_000, 64) == 1.0
+    assert auto_epochs([(12, 80)] * 3_600, 64) == 1.0
+    # Small data gets a second epoch whatever the lengths.
+    assert auto_epochs([(12, 80)] * 300, 32) == 2.0
+
+
+def test_automatic_epochs_spend_what_grouping_saves_on_mixed_lengths() -> None:
+    # Documents of mixed length: random batches pad to the longest of 32, grouped ones
+    # hardly pad, so the same compute pays for more than one epoch (never more than two).
+    mixed = [(12, 250 if row % 10 == 0 else 30 + row % 60) for row in range(3_600)]
+    assert epoch_cost(mixed, 64, grouped=True) < epoch_cost(mixed, 32, grouped=False) / 1.5
+    assert 1.0 < auto_epochs(mixed, 64) <= 2.0
+    assert auto_epochs(mixed, 64, grouped=False) == 1.0
 
 
 def test_examples_keep_their_own_negatives_when_mining(base_model: ModelSpec) -> None:

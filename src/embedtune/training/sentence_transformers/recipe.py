@@ -4,13 +4,20 @@ Defaults that depend on the data (:func:`resolve`), chosen for query → documen
 in general and measured by ``benchmarks/quality.py``: a larger batch gives each query more
 in-batch negatives for about the same compute per epoch, once batches group texts of
 similar length (padding follows the longest text of a batch); the learning rate grows with
-the square root of the batch (never below the reference 5e-5); small data gets up to two
-epochs so that training still takes enough steps.
+the square root of the batch (never below the reference 5e-5).
+
+Epochs follow a compute budget: the padded tokens of one epoch in random batches of the
+reference size 32 (what a plain one-epoch run spends), less a share for the evaluations and
+checkpoints. Length-grouped batches spend far fewer tokens per epoch on texts of mixed
+length, so such data gets a second epoch for the same compute; data of uniform length keeps
+one. Small data gets up to two epochs so that training still takes enough steps.
 """
 
 from __future__ import annotations
 
 import math
+import random
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -30,19 +37,26 @@ from torch import nn
 from embedtune.training.data import Example
 from embedtune.training.evaluation import EVALUATOR_NAME
 from embedtune.training.options import TrainingOptions
-from embedtune.training.sentence_transformers.sampling import LengthGroupedBatchSampler
+from embedtune.training.sentence_transformers.sampling import WINDOW, LengthGroupedBatchSampler
 
 #: The reference recipe: batch 32 at lr 5e-5 (the library's examples).
 BASE_BATCH_SIZE = 32
 BASE_LEARNING_RATE = 5e-5
-#: The largest automatic batch, and the smallest share of the pairs it may take.
-MAX_AUTO_BATCH_SIZE = 128
+#: The largest automatic batch, and the smallest share of the pairs it may take. On real
+#: text (benchmarks/quality.py), two epochs at batch 64 beat two at 128: more updates for
+#: the same compute outweigh the extra in-batch negatives.
+MAX_AUTO_BATCH_SIZE = 64
 MIN_BATCHES_PER_EPOCH = 8
 #: Automatic epochs: a second epoch only when one epoch is shorter than this many steps.
 #: At 60, a few thousand pairs at batch 128 (about 30 steps) trained twice, twice the
 #: compute of the one-epoch script it must not be slower than.
 TARGET_STEPS = 24
 MAX_AUTO_EPOCHS = 2.0
+#: The share of the reference epoch's padded tokens that automatic epochs may spend (the
+#: rest pays for the held-out evaluations and the checkpoints).
+COMPUTE_BUDGET = 0.85
+#: Automatic epochs are multiples of this.
+EPOCH_STEP = 0.25
 MAX_AUTO_SEQ_LENGTH = 256
 #: Evaluations per trial when ``eval_steps`` is not given.
 EVALUATIONS_PER_TRIAL = 4
@@ -74,7 +88,7 @@ class Recipe:
 
 
 def auto_batch_size(num_pairs: int) -> int:
-    """The largest power of two up to 128 that still gives 8 batches per epoch (min 8)."""
+    """The largest power of two up to 64 that still gives 8 batches per epoch (min 8)."""
     size = MAX_AUTO_BATCH_SIZE
     while size > 8 and num_pairs < size * MIN_BATCHES_PER_EPOCH:
         size //= 2
@@ -86,25 +100,86 @@ def auto_learning_rate(batch_size: int) -> float:
     return BASE_LEARNING_RATE * math.sqrt(max(batch_size, BASE_BATCH_SIZE) / BASE_BATCH_SIZE)
 
 
-def auto_epochs(num_pairs: int, batch_size: int) -> float:
-    """One epoch, or two for small data whose epoch is under ``TARGET_STEPS`` steps."""
-    steps_per_epoch = max(1, math.ceil(num_pairs / batch_size))
-    return min(MAX_AUTO_EPOCHS, max(1.0, math.ceil(TARGET_STEPS / steps_per_epoch)))
+def padded_tokens(lengths: Sequence[Sequence[int]], batches: list[list[int]]) -> int:
+    """Tokens that ``batches`` feed the model: each column padded to its longest text."""
+    total = 0
+    for batch in batches:
+        columns = zip(*(lengths[row] for row in batch), strict=True)
+        total += len(batch) * sum(max(column) for column in columns)
+    return total
 
 
-def resolve(options: TrainingOptions, train: list[Example], model_max_length: int) -> Recipe:
-    """Fill in the automatic values of ``options`` for ``train`` and the model."""
+def random_batches(size: int, batch_size: int, seed: int) -> list[list[int]]:
+    """The rows in random batches (a plain sampler's epoch)."""
+    order = list(range(size))
+    random.Random(seed).shuffle(order)
+    return [order[start : start + batch_size] for start in range(0, size, batch_size)]
+
+
+def grouped_batches(
+    lengths: Sequence[Sequence[int]], batch_size: int, seed: int, window: int
+) -> list[list[int]]:
+    """The rows as the length-grouped sampler batches them: sorted within windows."""
+    order = random_batches(len(lengths), batch_size * window, seed)
+    batches: list[list[int]] = []
+    for rows in order:
+        rows = sorted(rows, key=lambda row: max(lengths[row]))
+        batches.extend(
+            rows[start : start + batch_size] for start in range(0, len(rows), batch_size)
+        )
+    return batches
+
+
+def epoch_cost(
+    lengths: Sequence[Sequence[int]], batch_size: int, grouped: bool, seed: int = 0
+) -> int:
+    """Padded tokens of one epoch of ``lengths`` (tokens per column of each example)."""
+    if grouped:
+        return padded_tokens(lengths, grouped_batches(lengths, batch_size, seed, WINDOW))
+    return padded_tokens(lengths, random_batches(len(lengths), batch_size, seed))
+
+
+def auto_epochs(lengths: Sequence[Sequence[int]], batch_size: int, grouped: bool = True) -> float:
+    """As many epochs (in steps of 0.25, 1 to 2) as the compute budget pays for; two for
+    small data whose epoch is under ``TARGET_STEPS`` steps."""
+    if not lengths:
+        return 1.0
+    steps_per_epoch = max(1, math.ceil(len(lengths) / batch_size))
+    small = min(MAX_AUTO_EPOCHS, max(1.0, math.ceil(TARGET_STEPS / steps_per_epoch)))
+    budget = COMPUTE_BUDGET * epoch_cost(lengths, BASE_BATCH_SIZE, grouped=False)
+    affordable = budget / max(1, epoch_cost(lengths, batch_size, grouped))
+    by_budget = math.floor(affordable / EPOCH_STEP) * EPOCH_STEP
+    return min(MAX_AUTO_EPOCHS, max(1.0, small, by_budget))
+
+
+def resolve(
+    options: TrainingOptions,
+    train: list[Example],
+    model_max_length: int,
+    count_tokens: Callable[[list[str], int], list[int]],
+) -> Recipe:
+    """Fill in the automatic values of ``options`` for ``train`` and the model
+    (``count_tokens(texts, limit)``: the model's tokens of each text, at most ``limit``)."""
     batch_size = options.batch_size or min(auto_batch_size(len(train)), max(len(train), 1))
+    max_seq_length = options.max_seq_length or min(model_max_length, MAX_AUTO_SEQ_LENGTH)
+    epochs = options.epochs
+    if epochs is None:
+        columns = [
+            count_tokens([ex.query for ex in train], max_seq_length),
+            count_tokens([ex.positive for ex in train], max_seq_length),
+        ]
+        lengths = list(zip(*columns, strict=True))
+        epochs = auto_epochs(lengths, batch_size, options.group_by_length)
     return Recipe(
         loss=options.loss,
         batch_size=batch_size,
         learning_rate=options.learning_rate or auto_learning_rate(batch_size),
-        epochs=options.epochs or auto_epochs(len(train), batch_size),
+        epochs=epochs,
         max_steps=options.max_steps,
         warmup_ratio=options.warmup_ratio,
         lr_scheduler=options.lr_scheduler,
         weight_decay=options.weight_decay,
-        max_seq_length=options.max_seq_length or min(model_max_length, MAX_AUTO_SEQ_LENGTH),
+        max_seq_length=max_seq_length,
         group_by_length=options.group_by_length,
         matryoshka_dims=options.matryoshka_dims,
         mini_batch_size=options.mini_batch_size,
