@@ -74,12 +74,21 @@ class TrainingOptions(BaseModel):
     hard_negatives: HardNegativeOptions | None = Field(
         default=None, description="Mine hard negatives (off by default)."
     )
-    epochs: float | None = Field(default=None, gt=0, le=MAX_EPOCHS)
+    epochs: float | None = Field(
+        default=None,
+        gt=0,
+        le=MAX_EPOCHS,
+        description="Passes over the pairs; default: 1 to 2, as a compute budget allows.",
+    )
     max_steps: int | None = Field(
         default=None, ge=1, le=MAX_STEPS, description="Overrides epochs when set."
     )
-    batch_size: int | None = Field(default=None, ge=1, le=1024)
-    learning_rate: float | None = Field(default=None, gt=0, le=1)
+    batch_size: int | None = Field(
+        default=None, ge=1, le=1024, description="Pairs per step; default: from the data, up to 64."
+    )
+    learning_rate: float | None = Field(
+        default=None, gt=0, le=1, description="Peak learning rate; default: from the batch size."
+    )
     warmup_ratio: float = Field(default=0.1, ge=0, lt=1)
     lr_scheduler: LrScheduler = "linear"
     weight_decay: float = Field(default=0.0, ge=0, le=1)
