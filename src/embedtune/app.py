@@ -19,12 +19,12 @@ from embedtune.config import Settings, get_settings
 from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
 from embedtune.dashboard.router import router as dashboard_router
 from embedtune.db import new_session
-from embedtune.deployments import exports
-from embedtune.deployments import service as deployments
+from embedtune.deployments import exports, serving
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.openai_compat import OPENAI_PATH_PREFIX, openai_error
 from embedtune.deployments.router import router as deployments_router
+from embedtune.deployments.waits import TaskDeployer
 from embedtune.errors import install_error_handlers, register_error_format
 from embedtune.feedback.router import BULK_PATH
 from embedtune.feedback.router import router as feedback_router
@@ -67,7 +67,7 @@ def _prepare_database(settings: Settings) -> None:
         with new_session(writer=True) as session:
             models.register_bundled_model(session)
     with new_session(writer=True) as session:
-        deployments.ensure_blue(session)
+        serving.ensure_blue(session)
 
 
 def create_app() -> FastAPI:
@@ -77,7 +77,8 @@ def create_app() -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_prepare_database, settings)
         broker = build_broker(settings)
-        queue = FineTuningQueue(broker, settings)
+        deployer = app.state.deployer = TaskDeployer(settings)
+        queue = FineTuningQueue(broker, settings, deployer)
         app.state.dispatcher = queue
         app.state.event_hub = event_hub = EventHub(settings.stream_poll_interval)
         worker = None

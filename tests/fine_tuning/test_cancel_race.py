@@ -9,7 +9,9 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import wait_until_blocked_on_a_lock
+from embedtune.config import get_settings
 from embedtune.db import new_session, utcnow
+from embedtune.deployments.waits import TaskDeployer
 from embedtune.fine_tuning import repository, service
 from embedtune.fine_tuning.tables import Task
 from embedtune.migrations import upgrade_database
@@ -66,7 +68,9 @@ def test_cancel_racing_a_claim_aborts_the_claimed_run(pending_task: str) -> None
 
         def cancel() -> None:
             with new_session(writer=True) as session:
-                result["task"] = service.cancel_task(session, pending_task, dispatcher)
+                result["task"] = service.cancel_task(
+                    session, pending_task, dispatcher, TaskDeployer(get_settings())
+                )
 
         thread = threading.Thread(target=cancel)
         thread.start()

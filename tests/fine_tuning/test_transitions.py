@@ -75,7 +75,9 @@ MOVES: dict[str, tuple[Callable[[Session, str], bool], set[TaskStatus], TaskStat
         TaskStatus.canceled,
     ),
     "recover": (
-        lambda s, t: repository.return_to_pending(s, t, MESSAGE, "msg-new", refund_attempt=False),
+        lambda s, t: repository.return_to_pending(
+            s, t, MESSAGE, "msg-new", refund_attempt=False, reason="retry"
+        ),
         {TaskStatus.processing},
         TaskStatus.pending,
     ),

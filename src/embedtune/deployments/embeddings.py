@@ -11,7 +11,7 @@ import numpy.typing as npt
 
 from embedtune.deployments.inference import Inference, InputTooLong, LoadedModel, ModelUnloaded
 from embedtune.deployments.schemas import MAX_INPUTS, EmbeddingsRequest
-from embedtune.deployments.service import resolve
+from embedtune.deployments.serving import resolve
 from embedtune.errors import Unprocessable
 
 #: A request whose model is unloaded between lookup and submit looks it up again.

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
     CursorResult,
+    Row,
     Table,
     bindparam,
     case,
@@ -26,10 +27,14 @@ from embedtune.batches.tables import Batch
 from embedtune.db import utcnow
 from embedtune.fine_tuning import counters, journal
 from embedtune.fine_tuning.states import (
-    CANCELABLE,
-    CLAIMABLE,
-    RESTARTABLE,
+    CANCEL,
+    CLAIM,
+    COMPLETE,
+    FAIL,
+    RESTART,
+    RETURN,
     EventKind,
+    Move,
     TaskStatus,
 )
 from embedtune.fine_tuning.tables import Task, TaskEvent, TaskStatusCount
@@ -181,21 +186,65 @@ def clear_dispatched(session: Session, task_id: str, message_id: str) -> bool:
     )
 
 
+def move(
+    session: Session,
+    task_id: str,
+    transition: Move,
+    *guards: ColumnElement[bool],
+    detail: Callable[[Row[Any]], dict[str, Any]] | dict[str, Any],
+    returning: Sequence[Any] = (),
+    **values: Any,
+) -> Row[Any] | None:
+    """Performs ``transition`` in one statement, ``UPDATE task SET status=<target>, … WHERE
+    id = :id AND status IN (<sources>) AND <guards> RETURNING …``, and records its event
+    (and its ``/metrics`` counters) in the same transaction. ``detail`` is the event's
+    detail, or makes it from the returned row. None when no row matched: someone else won.
+    """
+    statement = (
+        update(Task)
+        .where(
+            Task.id == task_id,
+            Task.status.in_([status.value for status in transition.sources]),
+            *guards,
+        )
+        .values(status=transition.target.value, updated_at=utcnow(), **values)
+        .returning(Task.id, *returning)
+        .execution_options(synchronize_session=False)
+    )
+    row = session.execute(statement).one_or_none()
+    if row is None:
+        return None
+    add_event(session, task_id, transition.event, **(detail(row) if callable(detail) else detail))
+    return row
+
+
 def claim(session: Session, task_id: str, message_id: str, worker_id: str, run_id: str) -> bool:
     """pending → processing, only for the task's current message."""
     now = utcnow()
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status.in_([s.value for s in CLAIMABLE]),
-        Task.message_id == message_id,
-        status=TaskStatus.processing.value,
-        attempts=Task.attempts + 1,
-        worker_id=worker_id,
-        run_id=run_id,
-        started_at=now,
-        heartbeat_at=now,
-        abort_requested=False,
+
+    def claimed(row: Row[Any]) -> dict[str, Any]:
+        detail: dict[str, Any] = {"worker_id": worker_id, "attempt": row.attempts}
+        if row.dispatched_at is not None:
+            # Feeds the dispatch latency metric: how long the message waited for a worker.
+            detail["queue_latency_s"] = (now - row.dispatched_at).total_seconds()
+        return detail
+
+    return (
+        move(
+            session,
+            task_id,
+            CLAIM,
+            Task.message_id == message_id,
+            detail=claimed,
+            returning=(Task.attempts, Task.dispatched_at),
+            attempts=Task.attempts + 1,
+            worker_id=worker_id,
+            run_id=run_id,
+            started_at=now,
+            heartbeat_at=now,
+            abort_requested=False,
+        )
+        is not None
     )
 
 
@@ -233,53 +282,71 @@ def complete(
     """processing → completed; ``deployment`` is the deploy_as_blue state it starts with."""
     now = utcnow()
     values: dict[str, Any] = {} if deployment is None else {"deployment": deployment}
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.processing.value,
-        Task.message_id == message_id,
-        **values,
-        status=TaskStatus.completed.value,
-        best_model_id=best_model_id,
-        best_model_url=best_model_url,
-        metrics=metrics,
-        progress=1.0,
-        finished_at=now,
-        heartbeat_at=now,
+    return (
+        move(
+            session,
+            task_id,
+            COMPLETE,
+            Task.message_id == message_id,
+            detail={"best_model_id": best_model_id},
+            **values,
+            best_model_id=best_model_id,
+            best_model_url=best_model_url,
+            metrics=metrics,
+            progress=1.0,
+            finished_at=now,
+            heartbeat_at=now,
+        )
+        is not None
     )
 
 
 def fail(session: Session, task_id: str, message_id: str, error: dict[str, str]) -> bool:
-    now = utcnow()
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.processing.value,
-        Task.message_id == message_id,
-        status=TaskStatus.failed.value,
-        error=error,
-        finished_at=now,
+    return (
+        move(
+            session,
+            task_id,
+            FAIL,
+            Task.message_id == message_id,
+            detail=error,
+            error=error,
+            finished_at=utcnow(),
+        )
+        is not None
     )
 
 
 def return_to_pending(
-    session: Session, task_id: str, message_id: str, new_message_id: str, *, refund_attempt: bool
+    session: Session,
+    task_id: str,
+    message_id: str,
+    new_message_id: str,
+    *,
+    refund_attempt: bool,
+    reason: str,
+    error: dict[str, str] | None = None,
 ) -> bool:
     """processing → pending for another worker (shutdown or recovery), with a new message."""
     values: dict[str, Any] = {}
     if refund_attempt:
         values["attempts"] = Task.attempts - 1
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.processing.value,
-        Task.message_id == message_id,
-        status=TaskStatus.pending.value,
-        message_id=new_message_id,
-        dispatched_at=None,
-        worker_id=None,
-        heartbeat_at=None,
-        **values,
+    detail: dict[str, Any] = {"reason": reason}
+    if error is not None:
+        detail["error"] = error
+    return (
+        move(
+            session,
+            task_id,
+            RETURN,
+            Task.message_id == message_id,
+            detail={**detail, "message_id": new_message_id},
+            message_id=new_message_id,
+            dispatched_at=None,
+            worker_id=None,
+            heartbeat_at=None,
+            **values,
+        )
+        is not None
     )
 
 
@@ -291,33 +358,33 @@ def cancel(session: Session, task_id: str) -> tuple[TaskStatus, str | None] | No
     whether it was processing at that instant, with nothing read before the update.
     """
     was_processing = Task.status == TaskStatus.processing.value
-    statement = (
-        update(Task)
-        .where(Task.id == task_id, Task.status.in_([s.value for s in CANCELABLE]))
-        .values(
-            status=TaskStatus.canceled.value,
-            abort_requested=case((was_processing, True), else_=False),
-            finished_at=utcnow(),
-            updated_at=utcnow(),
-        )
-        .returning(Task.abort_requested, Task.run_id)
-        .execution_options(synchronize_session=False)
+
+    def previous(row: Row[Any]) -> TaskStatus:
+        return TaskStatus.processing if row.abort_requested else TaskStatus.pending
+
+    row = move(
+        session,
+        task_id,
+        CANCEL,
+        detail=lambda row: {"previous_status": previous(row).value},
+        returning=(Task.abort_requested, Task.run_id),
+        abort_requested=case((was_processing, True), else_=False),
+        finished_at=utcnow(),
     )
-    row = session.execute(statement).one_or_none()
     if row is None:
         return None
-    was_running, run_id = bool(row[0]), row[1]
-    if was_running:
-        return TaskStatus.processing, run_id
+    if row.abort_requested:
+        return TaskStatus.processing, row.run_id
     return TaskStatus.pending, None
 
 
 def restart(session: Session, task_id: str, new_message_id: str) -> bool:
-    return _guarded_update(
+    """failed/canceled/pending → pending with a new message, sent at once (``dispatched``)."""
+    restarted = move(
         session,
         task_id,
-        Task.status.in_([s.value for s in RESTARTABLE]),
-        status=TaskStatus.pending.value,
+        RESTART,
+        detail={"message_id": new_message_id},
         message_id=new_message_id,
         best_model_id=None,
         best_model_url=None,
@@ -334,6 +401,21 @@ def restart(session: Session, task_id: str, new_message_id: str) -> bool:
         started_at=None,
         finished_at=None,
     )
+    if restarted is None:
+        return False
+    add_event(session, task_id, EventKind.dispatched, message_id=new_message_id)
+    return True
+
+
+def set_deployment(session: Session, task_id: str, deployment: dict[str, Any]) -> bool:
+    """Records what deploy_as_blue did with a completed task, with its ``deployment``
+    event; False if the task is not completed."""
+    if not _guarded_update(
+        session, task_id, Task.status == TaskStatus.completed.value, deployment=deployment
+    ):
+        return False
+    add_event(session, task_id, EventKind.deployment, **deployment)
+    return True
 
 
 def list_stale_processing(session: Session, heartbeat_before: datetime) -> list[Task]:

@@ -12,6 +12,7 @@ from embedtune.config import Settings, SettingsDep
 from embedtune.db import SessionDep
 from embedtune.errors import error_responses
 from embedtune.fine_tuning import checkpoints, estimates, service
+from embedtune.fine_tuning.ports import Deployer
 from embedtune.fine_tuning.schemas import (
     CheckpointOut,
     TaskCreate,
@@ -36,6 +37,14 @@ async def _dispatcher(request: Request) -> Dispatcher:
 
 
 DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
+
+
+async def _deployer(request: Request) -> Deployer:
+    deployer: Deployer = request.app.state.deployer
+    return deployer
+
+
+DeployerDep = Annotated[Deployer, Depends(_deployer)]
 
 
 @router.post(
@@ -104,9 +113,11 @@ def _with_estimates(session: Session, tasks: list[Task], settings: Settings) -> 
 
 
 @router.put("/task/{task_id}/cancel", response_model=TaskOut, responses=error_responses(404, 409))
-def cancel_task(task_id: ShortId, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
+def cancel_task(
+    task_id: ShortId, session: SessionDep, dispatcher: DispatcherDep, deployer: DeployerDep
+) -> TaskOut:
     """Cancel a pending or processing task; a canceled one is returned unchanged."""
-    return TaskOut.model_validate(service.cancel_task(session, task_id, dispatcher))
+    return TaskOut.model_validate(service.cancel_task(session, task_id, dispatcher, deployer))
 
 
 @router.put("/task/{task_id}/restart", response_model=TaskOut, responses=error_responses(404, 409))

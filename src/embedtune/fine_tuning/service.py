@@ -17,12 +17,11 @@ from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
 from embedtune.db import unit_of_work, utcnow
-from embedtune.deployments import service as deployments
-from embedtune.deployments.schemas import TaskDeployment
 from embedtune.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
 from embedtune.feedback import service as feedback
 from embedtune.fine_tuning import repository
-from embedtune.fine_tuning.schemas import TaskCreate
+from embedtune.fine_tuning.ports import Deployer
+from embedtune.fine_tuning.schemas import TaskCreate, TaskDeployment
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task, TaskEvent
 from embedtune.fine_tuning.task_options import check_task_options
@@ -189,13 +188,13 @@ def list_events(session: Session, task_id: str) -> list[TaskEvent]:
 
 
 @unit_of_work
-def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
+def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher, deployer: Deployer) -> Task:
     """pending/processing → canceled; canceled stays; a completed task whose deployment
     waits (wait_on_conflict) stays completed and its wait ends. Raises NotFound, InvalidState."""
     task = get_task(session, task_id)
     if task.status == TaskStatus.canceled:
         return task
-    if task.status == TaskStatus.completed and deployments.cancel_wait(session, task_id):
+    if task.status == TaskStatus.completed and deployer.end_wait(session, task_id):
         return get_task(session, task_id)
     canceled = repository.cancel(session, task_id)
     if canceled is None:
@@ -204,10 +203,7 @@ def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
         if task.status == TaskStatus.canceled:
             return task
         raise InvalidState(f"task {task_id!r} is {task.status} and cannot be canceled")
-    previous_status, run_id = canceled
-    repository.add_event(
-        session, task_id, EventKind.canceled, previous_status=previous_status.value
-    )
+    _, run_id = canceled
     session.commit()
     if run_id is not None:
         try:
@@ -227,8 +223,6 @@ def restart_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task
         session.rollback()
         task = get_task(session, task_id)
         raise InvalidState(f"task {task_id!r} is {task.status} and cannot be restarted")
-    repository.add_event(session, task_id, EventKind.restarted, message_id=message_id)
-    repository.add_event(session, task_id, EventKind.dispatched, message_id=message_id)
     session.commit()
     # The answer is the task as restarted: a worker may claim it as soon as it is sent.
     restarted = get_task(session, task_id)
@@ -284,13 +278,42 @@ def claim_task(
         logger.info("dropping message %s of task_id=%s (%s)", message_id, task_id, reason)
         return None
     task = get_task(session, task_id)
-    detail: dict[str, Any] = {"worker_id": worker_id, "attempt": task.attempts}
-    if task.dispatched_at is not None and task.started_at is not None:
-        # Feeds the dispatch latency metric: how long the message waited for a worker.
-        detail["queue_latency_s"] = (task.started_at - task.dispatched_at).total_seconds()
-    repository.add_event(session, task_id, EventKind.claimed, **detail)
     session.commit()
     return task
+
+
+def heartbeat(
+    session: Session,
+    task_id: str,
+    message_id: str,
+    progress: float | None,
+    training_state: dict[str, Any] | None,
+    events: Sequence[tuple[EventKind, dict[str, Any]]],
+) -> bool:
+    """Liveness, progress and the run's progress events, in one transaction; False once
+    the task is no longer this message's to run (canceled, recovered)."""
+    alive = repository.heartbeat(session, task_id, message_id, progress, training_state)
+    if alive:
+        for kind, detail in events:
+            repository.add_event(session, task_id, kind, **detail)
+    session.commit()
+    return alive
+
+
+@unit_of_work
+def is_running(session: Session, task_id: str, message_id: str) -> bool:
+    """Whether the task is still processing for ``message_id``."""
+    task = repository.get(session, task_id)
+    return (
+        task is not None and task.status == TaskStatus.processing and task.message_id == message_id
+    )
+
+
+@unit_of_work
+def status_of(session: Session, task_id: str) -> TaskStatus | None:
+    """The task's status; None if there is no such task."""
+    task = repository.get(session, task_id)
+    return TaskStatus(task.status) if task is not None else None
 
 
 def complete_task(
@@ -311,7 +334,6 @@ def complete_task(
     ):
         session.rollback()
         return False
-    repository.add_event(session, task.id, EventKind.completed, best_model_id=best_model_id)
     session.commit()
     return True
 
@@ -332,20 +354,22 @@ def fail_or_retry(
     if retryable and task.attempts < max_attempts:
         message_id = new_message_id()
         if not repository.return_to_pending(
-            session, task.id, task.message_id, message_id, refund_attempt=False
+            session,
+            task.id,
+            task.message_id,
+            message_id,
+            refund_attempt=False,
+            reason="retry",
+            error=error,
         ):
             session.rollback()
             return None
-        repository.add_event(
-            session, task.id, EventKind.returned, reason="retry", error=error, message_id=message_id
-        )
         session.commit()
         redispatch_one(session, task.id, message_id, dispatcher)
         return TaskStatus.pending
     if not repository.fail(session, task.id, task.message_id, error):
         session.rollback()
         return None
-    repository.add_event(session, task.id, EventKind.failed, **error)
     session.commit()
     return TaskStatus.failed
 
@@ -354,11 +378,10 @@ def return_task(session: Session, task: Task, reason: str, dispatcher: Dispatche
     """processing → pending for another worker (shutdown); the attempt is not counted."""
     message_id = new_message_id()
     if not repository.return_to_pending(
-        session, task.id, task.message_id, message_id, refund_attempt=True
+        session, task.id, task.message_id, message_id, refund_attempt=True, reason=reason
     ):
         session.rollback()
         return False
-    repository.add_event(session, task.id, EventKind.returned, reason=reason, message_id=message_id)
     session.commit()
     redispatch_one(session, task.id, message_id, dispatcher)
     return True

