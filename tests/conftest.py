@@ -94,6 +94,8 @@ def settings_env(
         ),
         # Tests compare served embeddings with torch's; the export tests choose their engine.
         "EMBEDTUNE_INFERENCE_BACKEND": "torch",
+        # Tests read /metrics right after what they count (the cache has tests of its own).
+        "EMBEDTUNE_METRICS_CACHE_SECONDS": "0",
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

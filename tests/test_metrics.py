@@ -1,7 +1,9 @@
-"""/metrics reads running counters, not the event history."""
+"""/metrics reads running counters, not the event history; one rendering serves concurrent
+scrapes; an optional token guards it."""
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,8 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, insert
 
 from conftest import both_databases, wait_for_status
+from embedtune.config import get_settings
 from embedtune.db import get_engine, new_session
 from embedtune.fine_tuning.tables import TaskEvent
+from embedtune.metrics import Exposition
 from embedtune.migrations import alembic_config, upgrade_database
 
 
@@ -89,3 +93,42 @@ def test_counters_start_from_the_events_recorded_before_the_upgrade(
     assert added[f"{latency}_bucket{{0.01}}"] == 0
     assert added[f"{latency}_bucket{{0.025}}"] == 1
     assert added[f"{latency}_bucket{{5.0}}"] == 2
+
+
+def test_concurrent_scrapes_share_one_render_and_reuse_it_while_fresh() -> None:
+    renders: list[float] = []
+    now = [10.0]
+
+    def render() -> bytes:
+        renders.append(now[0])
+        return f"render {len(renders)}".encode()
+
+    exposition = Exposition(render, max_age=1.0, clock=lambda: now[0])
+
+    async def scrape(count: int) -> list[bytes]:
+        return await asyncio.gather(*(exposition.get() for _ in range(count)))
+
+    assert asyncio.run(scrape(40)) == [b"render 1"] * 40
+    now[0] += 0.9
+    assert asyncio.run(scrape(5)) == [b"render 1"] * 5  # still fresh: no render
+    now[0] += 0.2
+    assert asyncio.run(scrape(5)) == [b"render 2"] * 5
+    assert len(renders) == 2
+
+
+def test_metrics_token_when_set_is_required(
+    settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMBEDTUNE_METRICS_TOKEN", "scrape-secret")
+    get_settings.cache_clear()
+    from embedtune.app import create_app
+
+    with TestClient(create_app()) as client:
+        missing = client.get("/metrics")
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer other"})
+        right = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"})
+    assert (missing.status_code, wrong.status_code) == (401, 401)
+    assert missing.json()["code"] == "unauthorized"
+    assert missing.headers["WWW-Authenticate"] == "Bearer"
+    assert right.status_code == 200
+    assert "embedtune_tasks" in right.text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from fastapi.testclient import TestClient
 
@@ -63,3 +64,22 @@ def test_step_timer_turns_progress_reports_into_step_times() -> None:
     timer.step(4)  # the same step again: nothing new
     samples = {s.name: s.value for s in telemetry.TRAINING_STEP.collect()[0].samples}
     assert samples["embedtune_training_step_seconds_count"] - before_count == 4
+
+
+def _sample(metric: Any, name: str) -> float:
+    samples = {s.name: s.value for s in metric.collect()[0].samples}
+    return samples[name]
+
+
+def test_step_timer_counts_training_tokens_and_tokens_per_second() -> None:
+    now = [50.0]
+    timer = telemetry.StepTimer(clock=lambda: now[0])
+    before = _sample(telemetry.TRAINING_TOKENS, "embedtune_training_tokens_total")
+    timer.step(2, tokens=1000)
+    now[0] += 4.0
+    timer.step(6, tokens=9000)  # 8,000 tokens in four seconds
+    timer.step(6, tokens=9000)  # the same report again: nothing new
+    after = _sample(telemetry.TRAINING_TOKENS, "embedtune_training_tokens_total")
+    assert after - before == 8000
+    rate = _sample(telemetry.TRAINING_TOKENS_PER_SECOND, "embedtune_training_tokens_per_second")
+    assert rate == 2000

@@ -36,6 +36,7 @@ from embedtune.fine_tuning.stream import EventHub
 from embedtune.fine_tuning.stream_router import router as stream_router
 from embedtune.guards import CatchUnexpected, RejectNulInUrl
 from embedtune.limits import BodySizeLimit
+from embedtune.metrics import MetricsEndpoint
 from embedtune.metrics import registry as metrics_registry
 from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
@@ -135,6 +136,7 @@ def create_app() -> FastAPI:
         # No call to the online validator (its badge would load from the internet).
         swagger_ui_parameters={"validatorUrl": None},
     )
+    app.state.metrics = MetricsEndpoint(settings.metrics_token, settings.metrics_cache_seconds)
     install_error_handlers(app)
     register_error_format(OPENAI_PATH_PREFIX, openai_error)
     app.add_middleware(RejectNulInUrl)

@@ -110,6 +110,11 @@ class Settings(BaseSettings):
     #: Seconds between keep-alive comments on an idle stream.
     stream_ping_interval: float = Field(default=15.0, gt=0)
 
+    #: When set, ``/metrics`` answers only ``Authorization: Bearer <this token>`` (else 401).
+    metrics_token: str = ""
+    #: How long one rendering of ``/metrics`` serves every scrape (0: render each time).
+    metrics_cache_seconds: float = Field(default=1.0, ge=0)
+
     @property
     def base_url(self) -> str:
         return (self.public_url or f"http://{self.host}:{self.port}").rstrip("/")

@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
-
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from embedtune.errors import error_body
+from embedtune.errors import render_error
 
 
 class BodySizeLimit:
@@ -48,7 +46,9 @@ class BodySizeLimit:
                 )
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await _send_413(send, detail)
+            # In the error shape of the path (OpenAI's envelope on /v1/*), like every error.
+            response = render_error(scope["path"], 413, detail, "payload_too_large")
+            await response(scope, receive, send)
             return
         received = 0
 
@@ -63,18 +63,3 @@ class BodySizeLimit:
             return message
 
         await self.app(scope, limited_receive, send)
-
-
-async def _send_413(send: Send, detail: str) -> None:
-    body = json.dumps(error_body(detail, "payload_too_large")).encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": 413,
-            "headers": [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": body})

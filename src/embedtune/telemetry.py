@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -62,6 +62,18 @@ TRAINING_STEP = Histogram(
     buckets=(0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 64.0),
     registry=registry,
 )
+TRAINING_TOKENS = Counter(
+    "embedtune_training_tokens",
+    "Input tokens (padding excluded) trained on by the trainings of this process; its "
+    "rate is the training throughput in tokens/s.",
+    registry=registry,
+)
+TRAINING_TOKENS_PER_SECOND = Gauge(
+    "embedtune_training_tokens_per_second",
+    "Tokens/s of the training of this process that reported last, over the steps since "
+    "its previous report.",
+    registry=registry,
+)
 MODEL_LOAD = Histogram(
     "embedtune_model_load_seconds",
     "Time to load a model for serving.",
@@ -81,26 +93,33 @@ def observe_encode_batch(texts: int) -> None:
 
 
 class StepTimer:
-    """Turns the progress reports of one training into step times.
+    """Turns the progress reports of one training into step times and tokens/s.
 
-    Reports come every few steps; each one records the mean step time since the last.
+    Reports come every few steps; each one records the mean step time since the last, and
+    the tokens trained on since then (``tokens`` is the run's running total).
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
-        self._last: tuple[int, float] | None = None
+        self._last: tuple[int, float, int | None] | None = None
 
-    def step(self, step: int | None) -> None:
+    def step(self, step: int | None, tokens: int | None = None) -> None:
         if step is None:
             return
         now = self._clock()
-        if self._last is not None and step > self._last[0]:
-            steps = step - self._last[0]
-            mean = (now - self._last[1]) / steps
+        if self._last is not None and step <= self._last[0]:
+            return
+        if self._last is not None:
+            last_step, last_time, last_tokens = self._last
+            steps = step - last_step
+            mean = (now - last_time) / steps
             for _ in range(min(steps, 1000)):
                 TRAINING_STEP.observe(mean)
-        if self._last is None or step > self._last[0]:
-            self._last = (step, now)
+            if tokens is not None and last_tokens is not None and tokens >= last_tokens:
+                TRAINING_TOKENS.inc(tokens - last_tokens)
+                if now > last_time:
+                    TRAINING_TOKENS_PER_SECOND.set((tokens - last_tokens) / (now - last_time))
+        self._last = (step, now, tokens)
 
 
 class QueueDepth(Collector):

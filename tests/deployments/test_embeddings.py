@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import base64
+import json
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
+import pytest
 from fastapi.testclient import TestClient
 from sentence_transformers import SentenceTransformer
 
@@ -79,11 +81,52 @@ def test_empty_input_is_422(client: TestClient) -> None:
         assert response.json()["error"]["code"] == "empty_input"
 
 
-def test_more_than_2048_inputs_is_422(client: TestClient) -> None:
-    response = client.post("/v1/embeddings", json={"input": ["x"] * 2049})
+@pytest.mark.parametrize(
+    ("value", "kind", "message"),
+    [
+        (["x"] * 2049, "too_many_inputs", "input holds 2049 items; at most 2048"),
+        ([[1]] * 2049, "too_many_inputs", "input holds 2049 items; at most 2048"),
+        ("x" * 65537, "text_too_long", "input holds 65537 characters; at most 65536"),
+        (["ok", "x" * 65537], "text_too_long", "input[1] holds 65537 characters"),
+        ([1] * 8193, "too_many_tokens", "input holds 8193 token ids; at most 8192"),
+        ([[1], [1] * 8193], "too_many_tokens", "input[1] holds 8193 token ids"),
+    ],
+)
+def test_inputs_over_the_limits_are_one_clear_422_in_openais_envelope(
+    client: TestClient, value: object, kind: str, message: str
+) -> None:
+    response = client.post("/v1/embeddings", json={"input": value})
 
     assert response.status_code == 422
-    assert response.json()["error"]["code"] == "too_many_inputs"
+    error = response.json()["error"]
+    assert error["code"] == "validation_error"
+    assert error["param"] == "input"
+    assert message in error["message"]
+    assert [e["type"] for e in error["errors"]] == [kind]
+
+
+def test_the_schema_declares_the_input_limits(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()["components"]["schemas"]["EmbeddingsRequest"]
+    shapes = schema["properties"]["input"]["anyOf"]
+    assert shapes[0]["maxLength"] == 65536
+    assert shapes[1]["maxItems"] == 2048
+    assert shapes[1]["items"]["maxLength"] == 65536
+    assert shapes[2]["maxItems"] == 8192
+    assert shapes[3]["maxItems"] == 2048
+    assert shapes[3]["items"]["maxItems"] == 8192
+
+
+def test_body_over_the_limit_on_v1_is_413_in_openais_envelope(client: TestClient) -> None:
+    body = json.dumps({"input": "x" * (1024 * 1024)})
+    response = client.post(
+        "/v1/embeddings", content=body, headers={"content-type": "application/json"}
+    )
+
+    assert response.status_code == 413
+    error = response.json()["error"]
+    assert error["code"] == "payload_too_large"
+    assert error["type"] == "invalid_request_error"
+    assert "1048576 bytes" in error["message"]
 
 
 def test_text_over_the_token_limit_is_422_naming_it(client: TestClient) -> None:

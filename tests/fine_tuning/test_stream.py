@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -17,7 +18,8 @@ import pytest
 
 from conftest import create_bundled_model_task
 from embedtune.client import AsyncClient, Client, QueueUpdate, TaskEvent
-from live_server import LiveServer, live_batch, live_model, live_server, script
+from embedtune.config import get_settings
+from live_server import LiveServer, live_batch, live_model, live_server, script, serving
 
 __all__ = ["live_batch", "live_model", "live_server"]
 
@@ -29,9 +31,17 @@ def stored(events: list[object]) -> list[TaskEvent]:
     return [event for event in events if isinstance(event, TaskEvent)]
 
 
+def _trained_tokens(url: str) -> float:
+    """``embedtune_training_tokens_total`` of the server's /metrics."""
+    text = httpx.get(f"{url}/metrics").text
+    [value] = re.findall(r"^embedtune_training_tokens_total (\S+)$", text, re.MULTILINE)
+    return float(value)
+
+
 def test_stream_of_a_real_training_has_every_state_change_in_order_and_ends_with_it(
     live_server: LiveServer, tmp_path: Path
 ) -> None:
+    tokens_before = _trained_tokens(live_server.url)
     with live_server.client() as client:
         created = create_bundled_model_task(
             httpx.Client(base_url=live_server.url),  # type: ignore[arg-type]
@@ -54,9 +64,15 @@ def test_stream_of_a_real_training_has_every_state_change_in_order_and_ends_with
     progress = [e for e in events if e.kind == "progress"]
     assert progress, "no progress event"
     assert progress[-1].detail["step"] == progress[-1].detail["total_steps"] == 2
+    # The last step is always scored and saved, and both are in the journal.
+    evaluated = [e.detail for e in events if e.kind == "evaluated"]
+    assert evaluated and evaluated[-1]["step"] == 2 and evaluated[-1]["metrics"]
+    saved = [e.detail for e in events if e.kind == "checkpoint_saved"]
+    assert saved and saved[-1] == {"step": 2, "name": "trial-0/checkpoint-2"}
     # The stream sent exactly the stored history, and the task reads its final step.
     assert ids == [event.id for event in history]
     assert task.training is not None and task.training.step == task.training.total_steps == 2
+    assert _trained_tokens(live_server.url) > tokens_before
 
 
 def test_reconnect_with_last_event_id_gets_exactly_the_missed_events(
@@ -200,3 +216,24 @@ def test_pending_task_stream_sends_its_place_in_the_queue_as_it_moves(
         for task in (ahead, waiting):
             client.tasks.cancel(task.id)
     assert positions[0] == 2 and positions[-1] == 1
+
+
+def test_an_idle_stream_sends_keep_alive_comments(
+    settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("EMBEDTUNE_STREAM_PING_INTERVAL", "0.2")
+    get_settings.cache_clear()
+    from embedtune.app import create_app
+
+    comments: list[str] = []
+    # No task exists: nothing but keep-alive comments can come (or the read times out).
+    with (
+        serving(create_app()) as url,
+        httpx.stream("GET", f"{url}/events/stream", timeout=5) as response,
+    ):
+        for line in response.iter_lines():
+            if line:
+                comments.append(line)
+            if len(comments) == 2:
+                break
+    assert all(line.startswith(":") for line in comments), comments

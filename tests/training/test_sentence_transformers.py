@@ -48,6 +48,8 @@ def test_train_saves_a_loadable_model_with_metrics(
     assert metrics["train_runtime_s"] > 0
     assert_progress_complete(report)
     assert report.steps == [1, 2, 3]
+    tokens = [pos["tokens"] for _, pos in report.calls if "tokens" in pos]
+    assert len(tokens) == 3 and 0 < tokens[0] < tokens[1] < tokens[2]
     assert not (report.work_dir / "checkpoints").exists()
 
 

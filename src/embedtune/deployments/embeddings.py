@@ -10,7 +10,7 @@ import numpy as np
 import numpy.typing as npt
 
 from embedtune.deployments.inference import Inference, InputTooLong, LoadedModel, ModelUnloaded
-from embedtune.deployments.schemas import MAX_INPUTS, EmbeddingsRequest
+from embedtune.deployments.schemas import EmbeddingsRequest
 from embedtune.deployments.serving import resolve
 from embedtune.errors import Unprocessable
 
@@ -41,11 +41,6 @@ def _items(request: EmbeddingsRequest) -> list[Item]:
         items = [item for item in value if isinstance(item, str | list)]
     if not items:
         raise InvalidInput("input must hold at least one text", code="empty_input")
-    if len(items) > MAX_INPUTS:
-        raise InvalidInput(
-            f"input holds {len(items)} texts; at most {MAX_INPUTS} are allowed",
-            code="too_many_inputs",
-        )
     return items
 
 
@@ -104,8 +99,8 @@ async def create_embeddings(inference: Inference, request: EmbeddingsRequest) ->
     """Embeds ``request.input`` with one model, batched with concurrent requests.
 
     Returns the OpenAI-shaped response body; ``usage`` counts the model's tokens, special
-    tokens included. Raises Unprocessable (``empty_input``, ``too_many_inputs``,
-    ``invalid_token_ids``, ``input_too_long``, ``dimensions_too_large``,
+    tokens included; the request schema bounds the input's size. Raises Unprocessable
+    (``empty_input``, ``invalid_token_ids``, ``input_too_long``, ``dimensions_too_large``,
     ``model_not_servable``, ``plugin_unavailable``), NotFound (``model_not_found``) and
     InvalidState (``no_blue_model``).
     """

@@ -8,13 +8,38 @@ from datetime import datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic_core import PydanticCustomError
 
-#: The most texts one request may embed (the OpenAI API's own limit).
+#: The most texts (or token arrays) one request may embed: the OpenAI API's own limit.
 MAX_INPUTS = 2048
+#: The most token ids in one input: the OpenAI API's limit of 8,192 tokens per input.
+MAX_INPUT_TOKENS = 8192
+#: The longest text: 8 characters for each of those tokens. Longer than any model here
+#: takes (texts over the model's own token limit are refused with ``input_too_long``).
+MAX_TEXT_CHARS = 8 * MAX_INPUT_TOKENS
 BLUE_ALIAS = "blue"
 
 
-TokenIds = Annotated[list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(max_length=8192)]
+Text = Annotated[str, Field(max_length=MAX_TEXT_CHARS)]
+TokenIds = Annotated[
+    list[Annotated[int, Field(ge=0, le=2**31 - 1)]], Field(max_length=MAX_INPUT_TOKENS)
+]
+
+
+def _bounded(item: Any, where: str) -> None:
+    """Raises a readable validation error for a text or token array over its limit."""
+    if isinstance(item, str) and len(item) > MAX_TEXT_CHARS:
+        raise PydanticCustomError(
+            "text_too_long",
+            "{where} holds {length} characters; at most {limit} are allowed",
+            {"where": where, "length": len(item), "limit": MAX_TEXT_CHARS},
+        )
+    if isinstance(item, list) and len(item) > MAX_INPUT_TOKENS:
+        raise PydanticCustomError(
+            "too_many_tokens",
+            "{where} holds {length} token ids; at most {limit} are allowed",
+            {"where": where, "length": len(item), "limit": MAX_INPUT_TOKENS},
+        )
 
 
 def _valid_unicode(text: str, where: str) -> None:
@@ -33,9 +58,16 @@ class EmbeddingsRequest(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    input: str | list[str] | TokenIds | list[TokenIds] = Field(
+    input: (
+        Text
+        | Annotated[list[Text], Field(max_length=MAX_INPUTS)]
+        | TokenIds
+        | Annotated[list[TokenIds], Field(max_length=MAX_INPUTS)]
+    ) = Field(
         description="A text, a list of up to 2,048 texts (none empty), or token ids of the "
-        "model's own tokenizer: one list of ids or a list of such lists."
+        "model's own tokenizer: one list of ids or a list of up to 2,048 such lists. A text "
+        f"holds at most {MAX_TEXT_CHARS:,} characters, a list of ids at most "
+        f"{MAX_INPUT_TOKENS:,} ids."
     )
     model: str | None = Field(default=None, max_length=255)
     encoding_format: Literal["float", "base64"] = "float"
@@ -47,6 +79,24 @@ class EmbeddingsRequest(BaseModel):
         "at most the model's size.",
     )
     user: str | None = Field(default=None, max_length=1024)
+
+    @field_validator("input", mode="before")
+    @classmethod
+    def _within_limits(cls, value: Any) -> Any:
+        # Before the union is tried, so an input over a limit gets one clear error rather
+        # than one per shape the input could have taken.
+        if not isinstance(value, list) or all(isinstance(item, int) for item in value):
+            _bounded(value, "input")
+            return value
+        if len(value) > MAX_INPUTS:
+            raise PydanticCustomError(
+                "too_many_inputs",
+                "input holds {count} items; at most {limit} are allowed",
+                {"count": len(value), "limit": MAX_INPUTS},
+            )
+        for index, item in enumerate(value):
+            _bounded(item, f"input[{index}]")
+        return value
 
     @field_validator("input")
     @classmethod

@@ -83,11 +83,13 @@ def _switch(
         return
     if slot.model_id == model_id:
         return
+    # Read now: the commits below expire ``slot``, which would then reload the new model.
+    before = slot.model_id
     with deployment_lock(session, settings) as token:
         load_model(inference, model)
         if not repository.switch_blue(session, token, model_id, reason, task_id=None):
             raise DeploymentInProgress()  # our lock expired and another deployment took it
-        notify_changed(session, slot.model_id, model_id, reason, None)
+        notify_changed(session, before, model_id, reason, None)
         session.commit()
     slot = repository.get_blue(session)
     if slot is not None:

@@ -96,6 +96,7 @@ class TaskReport:
         trial: int | None = None,
         loss: float | None = None,
         learning_rate: float | None = None,
+        tokens: int | None = None,
     ) -> None:
         state = {
             "step": step,
@@ -105,7 +106,7 @@ class TaskReport:
             "loss": loss,
             "learning_rate": learning_rate,
         }
-        self._steps.step(step)
+        self._steps.step(step, tokens)
         position = {key: value for key, value in state.items() if value is not None}
         self._journal.progress(fraction, position)
 

@@ -114,10 +114,12 @@ class TrainingReport(Protocol):
         trial: int | None = None,
         loss: float | None = None,
         learning_rate: float | None = None,
+        tokens: int | None = None,
     ) -> None:
         """Publish progress (0.0 to 1.0) and the current position; cheap to call often.
 
         Followers see it live (at most a few events a second; the last one always arrives).
+        ``tokens`` counts the input tokens (padding excluded) trained on so far in this run.
         """
         ...
 

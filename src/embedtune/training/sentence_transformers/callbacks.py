@@ -20,6 +20,7 @@ class Progress:
     def __init__(self, report: TrainingReport, planned_steps: list[int]) -> None:
         self._report = report
         self._steps = planned_steps
+        self._tokens = [0] * len(planned_steps)
         self._last = 0.0
 
     def set_trial_steps(self, trial: int, steps: int) -> None:
@@ -32,7 +33,10 @@ class Progress:
         epoch: float | None,
         loss: float | None,
         learning_rate: float | None = None,
+        tokens: int | None = None,
     ) -> None:
+        if tokens is not None:
+            self._tokens[trial] = tokens
         done = sum(self._steps[:trial]) + step
         total = sum(self._steps)
         # Monotone even when an estimate is corrected downwards or upwards mid-run.
@@ -45,6 +49,7 @@ class Progress:
             trial=trial,
             loss=loss,
             learning_rate=learning_rate,
+            tokens=sum(self._tokens) if tokens is not None else None,
         )
 
 
@@ -101,7 +106,12 @@ class ReportCallback(TrainerCallback):
     ) -> None:
         if logs is not None and "loss" in logs:
             self._progress.update(
-                self._trial, state.global_step, state.epoch, logs["loss"], logs.get("learning_rate")
+                self._trial,
+                state.global_step,
+                state.epoch,
+                logs["loss"],
+                logs.get("learning_rate"),
+                tokens=state.num_input_tokens_seen,
             )
 
     def on_evaluate(

@@ -75,7 +75,7 @@ _TRAINER_FILES = {
 
 
 class _Trainer(SentenceTransformerTrainer):
-    """The library's trainer without its model-card callback.
+    """The library's trainer without its model-card callback, counting input tokens.
 
     That callback copies training examples into the saved model's README (customer data
     would leave with every model); :func:`save_with_card` writes a card without them.
@@ -83,6 +83,18 @@ class _Trainer(SentenceTransformerTrainer):
 
     def add_model_card_callback(self, default_args_dict: dict[str, Any]) -> None:
         """Add nothing (see the class docstring)."""
+
+    def training_step(
+        self, model: Any, inputs: dict[str, Any], num_items_in_batch: Any = None
+    ) -> torch.Tensor:
+        """The library's step, counting the batch's input tokens (padding excluded) into
+        ``state.num_input_tokens_seen``, which checkpoints keep. The trainer's own count
+        looks for ``input_ids``, and sentence-transformers names each column's
+        ``{column}_input_ids``."""
+        self.state.num_input_tokens_seen += sum(
+            int(value.sum()) for key, value in inputs.items() if key.endswith("attention_mask")
+        )
+        return super().training_step(model, inputs, num_items_in_batch)
 
 
 class Run:
