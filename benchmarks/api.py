@@ -45,8 +45,8 @@ from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, i
 from sqlalchemy.engine import make_url
 
 from _common import Latency, uvicorn_server
-from embedtune.db import UTCDateTime, get_writer_engine, utcnow
-from embedtune.ids import new_id
+from embedtune.core.db import UTCDateTime, get_writer_engine, utcnow
+from embedtune.core.ids import new_id
 from embedtune.models.service import BUNDLED_MODEL_ID
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")

@@ -37,8 +37,8 @@ from sqlalchemy import create_engine
 
 from _common import uvicorn_server
 from api import BARE_DATABASE_ENV, Throughput, bare_metadata, drive, temporary_database
-from embedtune.config import get_settings
-from embedtune.db import get_engine, get_session_factory, new_session, utcnow
+from embedtune.core.config import get_settings
+from embedtune.core.db import get_engine, get_session_factory, new_session, utcnow
 from embedtune.feedback import ingest as feedback_ingest
 from embedtune.feedback import service
 from embedtune.feedback.tables import (

@@ -33,7 +33,7 @@ from sqlalchemy import create_engine, func, insert, select
 from sqlalchemy.engine import Engine
 
 from _common import Latency, uvicorn_server
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.fine_tuning.tables import Task, TaskEvent
 from embedtune.models.service import BUNDLED_MODEL_ID
 

@@ -61,7 +61,7 @@ def _arrival_of(arrivals: queue.Queue[tuple[str, float]], kind: str) -> float:
 
 
 def bench_latency(args: argparse.Namespace, base_url: str, batch: str) -> list[float]:
-    from embedtune.db import new_session
+    from embedtune.core.db import new_session
     from embedtune.fine_tuning import repository, service
 
     samples: list[float] = []

@@ -24,8 +24,8 @@ os.environ["PYTHONPATH"] = os.pathsep.join(
 )
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-from embedtune.config import get_settings  # noqa: E402
-from embedtune.db import get_engine, get_session_factory  # noqa: E402
+from embedtune.core.config import get_settings  # noqa: E402
+from embedtune.core.db import get_engine, get_session_factory  # noqa: E402
 from embedtune.training.plugins import get_plugins  # noqa: E402
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"

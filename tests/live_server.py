@@ -21,7 +21,7 @@ import uvicorn
 
 from embedtune.auth import service as auth
 from embedtune.client import Client
-from embedtune.db import new_session
+from embedtune.core.db import new_session
 
 SCRIPTED_MODEL = "scripted-base"
 EXAMPLES = [{"query": f"q{i}", "positive": f"p{i}"} for i in range(4)]

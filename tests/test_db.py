@@ -12,7 +12,7 @@ from sqlalchemy import Engine, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from embedtune.db import get_writer_engine
+from embedtune.core.db import get_writer_engine
 
 INSERT = text("INSERT INTO note (body) VALUES ('x')")
 

@@ -23,7 +23,7 @@ def test_connection_stays_usable_after_an_unexpected_error(
     def boom() -> None:
         raise RuntimeError("a defect")
 
-    caplog.set_level(logging.ERROR, logger="embedtune.guards")
+    caplog.set_level(logging.ERROR, logger="embedtune.core.guards")
     with serving(app) as url, httpx.Client(base_url=url) as client:
         for _ in range(5):
             failed = client.get("/boom", headers={"X-Request-ID": "req-42"})

@@ -14,10 +14,10 @@ from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import event, insert
 
 from conftest import both_databases, wait_for_status
-from embedtune.config import get_settings
-from embedtune.db import get_engine, new_session
+from embedtune.core.config import get_settings
+from embedtune.core.db import get_engine, new_session
+from embedtune.fine_tuning.metrics import Exposition
 from embedtune.fine_tuning.tables import TaskEvent
-from embedtune.metrics import Exposition
 from embedtune.migrations import alembic_config, upgrade_database
 
 

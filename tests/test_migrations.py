@@ -8,7 +8,7 @@ from alembic import command
 from sqlalchemy import inspect
 
 from conftest import both_databases
-from embedtune.db import get_engine
+from embedtune.core.db import get_engine
 from embedtune.migrations import alembic_config, upgrade_database
 
 

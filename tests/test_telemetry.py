@@ -7,7 +7,7 @@ from typing import Any
 
 from fastapi.testclient import TestClient
 
-from embedtune import telemetry
+from embedtune.core import telemetry
 
 
 def _value(text: str, name: str, **labels: str) -> float:

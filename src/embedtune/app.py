@@ -12,38 +12,39 @@ from fastapi import FastAPI
 from fastapi.concurrency import run_in_threadpool
 from fastapi_offline import FastAPIOffline
 
-from embedtune import __version__, startup, telemetry
+from embedtune import __version__, startup
 from embedtune.auth.middleware import ActiveKeys, ApiKeyAuth
 from embedtune.batches.router import router as batches_router
-from embedtune.config import Settings, get_settings
+from embedtune.core import telemetry
+from embedtune.core.config import Settings, get_settings
+from embedtune.core.db import new_session
+from embedtune.core.errors import install_error_handlers, register_error_format
+from embedtune.core.guards import CatchUnexpected, RejectNulInUrl
+from embedtune.core.limits import BodySizeLimit
+from embedtune.core.openapi import install_openapi
+from embedtune.core.queue import build_broker
 from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
 from embedtune.dashboard.router import router as dashboard_router
-from embedtune.db import new_session
 from embedtune.deployments import exports, serving
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.openai_compat import OPENAI_PATH_PREFIX, openai_error
 from embedtune.deployments.router import router as deployments_router
 from embedtune.deployments.waits import TaskDeployer
-from embedtune.errors import install_error_handlers, register_error_format
 from embedtune.feedback.router import BULK_PATH
 from embedtune.feedback.router import router as feedback_router
 from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
+from embedtune.fine_tuning.metrics import MetricsEndpoint
+from embedtune.fine_tuning.metrics import registry as metrics_registry
+from embedtune.fine_tuning.metrics import router as metrics_router
 from embedtune.fine_tuning.reaper import Reaper
 from embedtune.fine_tuning.router import router as fine_tuning_router
 from embedtune.fine_tuning.stream import EventHub
 from embedtune.fine_tuning.stream_router import router as stream_router
-from embedtune.guards import CatchUnexpected, RejectNulInUrl
-from embedtune.limits import BodySizeLimit
-from embedtune.metrics import MetricsEndpoint
-from embedtune.metrics import registry as metrics_registry
-from embedtune.metrics import router as metrics_router
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
 from embedtune.models.router import router as models_router
-from embedtune.openapi import install_openapi
-from embedtune.queue import build_broker
 from embedtune.webhooks.delivery import Deliverer
 from embedtune.webhooks.router import router as webhooks_router
 from embedtune.workers.presence import Presence

@@ -23,7 +23,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the keys as JSON
 def _server_errors() -> Iterator[None]:
     """The server's own errors (a missing key, a bad setting) as the CLI's one-line error."""
     from embedtune.cli import _fail
-    from embedtune.errors import EmbedtuneError
+    from embedtune.core.errors import EmbedtuneError
 
     try:
         yield
@@ -42,7 +42,7 @@ def _database() -> str:
     from sqlalchemy.engine import make_url
 
     from embedtune.cli import _fail, err
-    from embedtune.config import get_settings
+    from embedtune.core.config import get_settings
     from embedtune.migrations import has_schema, upgrade_database
 
     url = get_settings().database_url
@@ -66,8 +66,8 @@ def serve(
 
     from embedtune.auth import service as auth
     from embedtune.cli import err
-    from embedtune.config import get_settings
-    from embedtune.db import new_session
+    from embedtune.core.config import get_settings
+    from embedtune.core.db import new_session
     from embedtune.migrations import upgrade_database
     from embedtune.startup import configure_logging
 
@@ -118,7 +118,7 @@ def keys_create(
     """Create a key and print it once; only its hash is stored."""
     from embedtune.auth import service as auth
     from embedtune.cli import err
-    from embedtune.db import new_session
+    from embedtune.core.db import new_session
 
     with _server_errors():
         _database()
@@ -136,7 +136,7 @@ def keys_list(as_json: JsonOption = False) -> None:
 
     from embedtune.auth import service as auth
     from embedtune.cli import _print, _table, _when
-    from embedtune.db import new_session
+    from embedtune.core.db import new_session
 
     with _server_errors():
         _database()
@@ -168,7 +168,7 @@ def keys_revoke(key_id: str) -> None:
     """Revoke a key; requests with it are refused within seconds."""
     from embedtune.auth import service as auth
     from embedtune.cli import out
-    from embedtune.db import new_session
+    from embedtune.core.db import new_session
 
     with _server_errors():
         _database()

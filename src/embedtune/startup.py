@@ -13,8 +13,8 @@ import fastapi_offline
 from sqlalchemy.engine import make_url
 
 from embedtune import __version__
-from embedtune.config import Settings
-from embedtune.db import new_session
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session
 from embedtune.deployments import repository as deployments
 from embedtune.models import service as models
 

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from multiprocessing.process import BaseProcess
 from types import FrameType
 
-from embedtune.config import Settings, get_settings
-from embedtune.errors import EmbedtuneError
+from embedtune.core.config import Settings, get_settings
+from embedtune.core.errors import EmbedtuneError
 from embedtune.migrations import upgrade_database
 
 logger = logging.getLogger(__name__)
@@ -74,10 +74,10 @@ def run_worker_process(options: WorkerOptions) -> None:
     # none of it.
     import dramatiq
 
+    from embedtune.core.queue import build_broker
     from embedtune.deployments.waits import TaskDeployer
     from embedtune.fine_tuning.actors import FineTuningQueue
     from embedtune.fine_tuning.reaper import Reaper
-    from embedtune.queue import build_broker
     from embedtune.webhooks.delivery import Deliverer
     from embedtune.workers.presence import Presence
 

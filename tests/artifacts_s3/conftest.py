@@ -11,7 +11,7 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 from .helpers import PREFIX, Bucket
 

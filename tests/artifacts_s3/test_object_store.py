@@ -13,9 +13,9 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import wait_for_status
-from embedtune import artifacts
-from embedtune.config import get_settings
-from embedtune.object_store import ObjectLocation
+from embedtune.core import artifacts
+from embedtune.core.config import get_settings
+from embedtune.core.object_store import ObjectLocation
 
 from .helpers import PREFIX, Bucket
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 
 from embedtune.auth import service as auth
 from embedtune.auth.tables import ApiKey
-from embedtune.db import new_session
+from embedtune.core.db import new_session
 from live_server import create_api_key
 
 PUBLIC = ["/health", "/metrics", "/docs", "/redoc", "/openapi.json", "/", "/dashboard/app.js"]
@@ -96,7 +96,7 @@ def test_only_the_hash_of_a_key_is_stored(settings_env: dict[str, str]) -> None:
 
 
 def test_revoking_an_unknown_key_is_404(settings_env: dict[str, str]) -> None:
-    from embedtune.errors import NotFound
+    from embedtune.core.errors import NotFound
     from embedtune.migrations import upgrade_database
 
     upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
@@ -107,7 +107,7 @@ def test_revoking_an_unknown_key_is_404(settings_env: dict[str, str]) -> None:
 
 @pytest.fixture
 def auth_required(monkeypatch: pytest.MonkeyPatch, settings_env: dict[str, str]) -> None:
-    from embedtune.config import get_settings
+    from embedtune.core.config import get_settings
 
     monkeypatch.setenv("EMBEDTUNE_AUTH", "required")
     get_settings.cache_clear()
@@ -125,7 +125,7 @@ def test_auth_disabled_ignores_keys(
     monkeypatch: pytest.MonkeyPatch, settings_env: dict[str, str]
 ) -> None:
     from embedtune.app import create_app
-    from embedtune.config import get_settings
+    from embedtune.core.config import get_settings
 
     monkeypatch.setenv("EMBEDTUNE_AUTH", "disabled")
     get_settings.cache_clear()

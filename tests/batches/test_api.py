@@ -107,7 +107,7 @@ def test_upload_over_the_limit_is_413(
     settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from embedtune.app import create_app
-    from embedtune.config import get_settings
+    from embedtune.core.config import get_settings
 
     monkeypatch.setenv("EMBEDTUNE_MAX_BATCH_BYTES", "2048")
     get_settings.cache_clear()

@@ -45,7 +45,7 @@ def test_json_batch_over_its_lower_limit_is_413_pointing_to_jsonl(
     settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from embedtune.app import create_app
-    from embedtune.config import get_settings
+    from embedtune.core.config import get_settings
 
     monkeypatch.setenv("EMBEDTUNE_MAX_BATCH_JSON_BYTES", "4096")
     get_settings.cache_clear()
@@ -62,7 +62,7 @@ def test_json_batch_over_its_lower_limit_is_413_pointing_to_jsonl(
 
 
 def test_default_json_batch_limit_is_far_below_the_upload_limit() -> None:
-    from embedtune.config import Settings
+    from embedtune.core.config import Settings
 
     settings = Settings()
     assert settings.max_batch_json_bytes <= 16 * 1024 * 1024 < settings.max_batch_bytes

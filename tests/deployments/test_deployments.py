@@ -12,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from sentence_transformers import SentenceTransformer
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 from .conftest import BUNDLED, UNNORMALIZED
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 
 from conftest import both_databases
-from embedtune import artifacts
-from embedtune.db import new_session, utcnow
+from embedtune.core import artifacts
+from embedtune.core.db import new_session, utcnow
 from embedtune.deployments import repository
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models

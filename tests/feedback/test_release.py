@@ -15,8 +15,8 @@ from fastapi.testclient import TestClient
 
 from conftest import both_databases
 from embedtune.batches import service as batches
-from embedtune.db import new_session
-from embedtune.errors import Unprocessable
+from embedtune.core.db import new_session
+from embedtune.core.errors import Unprocessable
 from embedtune.feedback import ingest, service
 from embedtune.feedback.pairs import ShownSession, build_pairs
 from embedtune.feedback.schemas import SessionIn

@@ -120,7 +120,7 @@ def test_model_whose_plugin_cannot_fine_tune_is_422(
 
 
 def test_model_whose_plugin_is_not_installed_is_422(app_client: TestClient, batch_id: str) -> None:
-    from embedtune.db import new_session
+    from embedtune.core.db import new_session
     from embedtune.models.tables import EmbeddingModel
 
     with new_session(writer=True) as session:

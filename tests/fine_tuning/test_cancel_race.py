@@ -9,8 +9,8 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import wait_until_blocked_on_a_lock
-from embedtune.config import get_settings
-from embedtune.db import new_session, utcnow
+from embedtune.core.config import get_settings
+from embedtune.core.db import new_session, utcnow
 from embedtune.deployments.waits import TaskDeployer
 from embedtune.fine_tuning import repository, service
 from embedtune.fine_tuning.tables import Task

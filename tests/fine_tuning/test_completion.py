@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy.orm import Session
 
 from conftest import both_databases
-from embedtune.db import new_session, utcnow
+from embedtune.core.db import new_session, utcnow
 from embedtune.fine_tuning import repository, service
 from embedtune.fine_tuning.tables import Task
 from embedtune.migrations import upgrade_database

@@ -62,7 +62,7 @@ def test_same_key_different_request_is_422_idempotency_key_reused(
 def test_replay_is_answered_before_the_model_is_looked_up(
     app_client: TestClient, scripted_model: str, batch_id: str
 ) -> None:
-    from embedtune.db import new_session
+    from embedtune.core.db import new_session
     from embedtune.models.tables import EmbeddingModel
 
     body = {"embedding_model_id": scripted_model, "batch_id": batch_id, "idempotency_key": "k-3"}

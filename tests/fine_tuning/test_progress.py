@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from datetime import datetime
 
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.fine_tuning.progress import PROGRESS_INTERVAL_S, ProgressJournal
 from embedtune.fine_tuning.states import EventKind
 

@@ -18,7 +18,7 @@ import pytest
 
 from conftest import create_bundled_model_task
 from embedtune.client import AsyncClient, Client, QueueUpdate, TaskEvent
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 from live_server import LiveServer, live_batch, live_model, live_server, script, serving
 
 __all__ = ["live_batch", "live_model", "live_server"]

@@ -8,8 +8,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import both_databases
-from embedtune.db import new_session
-from embedtune.errors import Unprocessable
+from embedtune.core.db import new_session
+from embedtune.core.errors import Unprocessable
 from embedtune.fine_tuning.task_options import check_task_options
 from embedtune.training.sentence_transformers import SentenceTransformersPlugin
 

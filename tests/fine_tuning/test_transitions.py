@@ -9,7 +9,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session
 
 from conftest import both_databases
-from embedtune.db import new_session, utcnow
+from embedtune.core.db import new_session, utcnow
 from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task

@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from conftest import wait_until_blocked_on_a_lock
-from embedtune.db import new_session
+from embedtune.core.db import new_session
 from embedtune.migrations import upgrade_database
 from embedtune.models import repository, service
 

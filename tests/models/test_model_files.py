@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from fastapi.testclient import TestClient
 
-from embedtune.config import Settings
+from embedtune.core.config import Settings
 from embedtune.models.files import allowed_roots
 
 

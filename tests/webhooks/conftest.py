@@ -11,7 +11,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 WEBHOOK_ENV = {
     "EMBEDTUNE_WEBHOOK_ALLOW_PRIVATE": "true",

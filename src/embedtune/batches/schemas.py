@@ -5,7 +5,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from embedtune.wire import StoredText
+from embedtune.core.wire import StoredText
 
 #: The longest text of an example, in characters (far beyond any model's token limit).
 MAX_EXAMPLE_CHARS = 100_000

@@ -11,14 +11,14 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts
 from embedtune.batches import repository
 from embedtune.batches.schemas import MAX_EXAMPLE_CHARS
 from embedtune.batches.tables import Batch
-from embedtune.db import unit_of_work
-from embedtune.errors import NotFound, Unprocessable
-from embedtune.ids import new_id
-from embedtune.wire import text_problem
+from embedtune.core import artifacts
+from embedtune.core.db import unit_of_work
+from embedtune.core.errors import NotFound, Unprocessable
+from embedtune.core.ids import new_id
+from embedtune.core.wire import text_problem
 
 _REQUIRED = ("query", "positive")
 _ALLOWED = frozenset({"query", "positive", "negative"})

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from embedtune.db import Base, UTCDateTime, utcnow
+from embedtune.core.db import Base, UTCDateTime, utcnow
 
 
 class Batch(Base):

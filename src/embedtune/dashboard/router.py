@@ -7,7 +7,7 @@ from pathlib import Path
 from fastapi import APIRouter
 from fastapi.responses import FileResponse
 
-from embedtune.errors import NotFound
+from embedtune.core.errors import NotFound
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 ASSETS = {"app.js": "text/javascript", "feedback.js": "text/javascript", "style.css": "text/css"}

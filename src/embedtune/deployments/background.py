@@ -3,10 +3,10 @@ deployments that wait their turn, and export models for the fast engines."""
 
 from __future__ import annotations
 
-from embedtune.config import Settings
+from embedtune.core.config import Settings
+from embedtune.core.periodic import PeriodicLoop
 from embedtune.deployments import exports, serving, waits
 from embedtune.deployments.inference import Inference
-from embedtune.periodic import PeriodicLoop
 
 
 class DeploymentLoops:

@@ -9,10 +9,10 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
+from embedtune.core.errors import Unprocessable
 from embedtune.deployments.inference import Inference, InputTooLong, LoadedModel, ModelUnloaded
 from embedtune.deployments.schemas import EmbeddingsRequest
 from embedtune.deployments.serving import resolve
-from embedtune.errors import Unprocessable
 
 #: A request whose model is unloaded between lookup and submit looks it up again.
 MAX_RESOLVE_ATTEMPTS = 3

@@ -23,10 +23,10 @@ from typing import Any
 import torch
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts
 from embedtune.batches import service as batches
-from embedtune.config import Settings
-from embedtune.db import new_session, unit_of_work, utcnow
+from embedtune.core import artifacts
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session, unit_of_work, utcnow
 from embedtune.deployments import repository
 from embedtune.deployments.backends import (
     Backend,

@@ -12,8 +12,8 @@ from typing import Any
 from sentence_transformers import SentenceTransformer
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts
 from embedtune.batches import service as batches
+from embedtune.core import artifacts
 from embedtune.deployments import repository
 from embedtune.deployments.backends import ModelNotServable, load_sentence_transformer
 from embedtune.deployments.inference import Inference

@@ -28,8 +28,8 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from embedtune import telemetry
-from embedtune.config import Settings
+from embedtune.core import telemetry
+from embedtune.core.config import Settings
 from embedtune.deployments.backends import Encoder, TorchEncoder, load_sentence_transformer
 
 logger = logging.getLogger(__name__)

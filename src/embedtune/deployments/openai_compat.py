@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from embedtune.db import unit_of_work
+from embedtune.core.db import unit_of_work
 from embedtune.deployments import repository
 from embedtune.deployments.schemas import BLUE_ALIAS, OpenAIModel, OpenAIModelList
 from embedtune.models import repository as models_repository

@@ -10,7 +10,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.deployments.tables import (
     BLUE,
     Deployment,

@@ -7,8 +7,9 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Path, Request
 from fastapi.responses import JSONResponse
 
-from embedtune.config import SettingsDep
-from embedtune.db import SessionDep
+from embedtune.core.config import SettingsDep
+from embedtune.core.db import SessionDep
+from embedtune.core.errors import error_responses
 from embedtune.deployments import embeddings, openai_compat, switches
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.schemas import (
@@ -20,7 +21,6 @@ from embedtune.deployments.schemas import (
     OpenAIModel,
     OpenAIModelList,
 )
-from embedtune.errors import error_responses
 
 
 def get_inference(request: Request) -> Inference:

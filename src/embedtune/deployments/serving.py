@@ -14,13 +14,13 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts, telemetry
-from embedtune.db import new_session
+from embedtune.core import artifacts, telemetry
+from embedtune.core.db import new_session
+from embedtune.core.errors import InvalidState, Unprocessable
 from embedtune.deployments import repository
 from embedtune.deployments.backends import ModelNotServable
 from embedtune.deployments.inference import BlueRef, Inference, LoadedModel
 from embedtune.deployments.schemas import BLUE_ALIAS
-from embedtune.errors import InvalidState, Unprocessable
 from embedtune.models import repository as models_repository
 from embedtune.models import service as models
 from embedtune.models.tables import EmbeddingModel

@@ -14,14 +14,14 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from embedtune.config import Settings
-from embedtune.db import unit_of_work, utcnow
+from embedtune.core.config import Settings
+from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.errors import InvalidState
+from embedtune.core.ids import new_id
 from embedtune.deployments import exports, repository
 from embedtune.deployments.inference import BlueRef, Inference
 from embedtune.deployments.schemas import BlueOut, BluePeriod, DeploymentsOut
 from embedtune.deployments.serving import load_model, servable_model
-from embedtune.errors import InvalidState
-from embedtune.ids import new_id
 from embedtune.webhooks import service as webhooks
 
 logger = logging.getLogger(__name__)

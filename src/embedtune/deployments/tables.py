@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import JSON, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from embedtune.db import Base, UTCDateTime, utcnow
+from embedtune.core.db import Base, UTCDateTime, utcnow
 
 BLUE = "blue"
 

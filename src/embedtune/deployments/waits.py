@@ -17,17 +17,17 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from embedtune.config import Settings
-from embedtune.db import new_session, utcnow
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session, utcnow
+from embedtune.core.errors import InvalidState
+from embedtune.core.ids import new_id
 from embedtune.deployments import repository
 from embedtune.deployments.gate import decide_locked, finish, record_outcome
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.switches import DeploymentInProgress, deployment_lock
-from embedtune.errors import InvalidState
 from embedtune.fine_tuning import repository as tasks
 from embedtune.fine_tuning.schemas import DeploymentStatus, TaskDeployment
 from embedtune.fine_tuning.tables import Task
-from embedtune.ids import new_id
 
 logger = logging.getLogger(__name__)
 

@@ -15,8 +15,8 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from embedtune.db import unit_of_work, utcnow
-from embedtune.errors import Unprocessable
+from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.errors import Unprocessable
 from embedtune.feedback import repository
 from embedtune.feedback.pairs import normalize_query
 from embedtune.feedback.schemas import (

@@ -11,7 +11,7 @@ from sqlalchemy import Row, Table, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from embedtune.db import UTCDateTime
+from embedtune.core.db import UTCDateTime
 from embedtune.feedback.tables import (
     FeedbackClick,
     FeedbackDocument,

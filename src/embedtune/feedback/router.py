@@ -10,8 +10,9 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from embedtune.batches.schemas import BatchOut
-from embedtune.db import SessionDep
-from embedtune.errors import EmbedtuneError, Unprocessable, error_responses
+from embedtune.core.db import SessionDep
+from embedtune.core.errors import EmbedtuneError, Unprocessable, error_responses
+from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.feedback import ingest, service
 from embedtune.feedback.schemas import (
     BulkOut,
@@ -21,7 +22,6 @@ from embedtune.feedback.schemas import (
     SessionIn,
     SessionOut,
 )
-from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 
 router = APIRouter(prefix="/feedback", tags=["feedback"])
 

@@ -14,8 +14,9 @@ from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
 from embedtune.batches.tables import Batch
-from embedtune.db import unit_of_work, utcnow
-from embedtune.errors import InvalidState, NotFound, Unprocessable
+from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.errors import InvalidState, NotFound, Unprocessable
+from embedtune.core.ids import new_id
 from embedtune.feedback import repository
 from embedtune.feedback.pairs import ShownSession, build_pairs
 from embedtune.feedback.schemas import (
@@ -24,7 +25,6 @@ from embedtune.feedback.schemas import (
     SessionOut,
 )
 from embedtune.feedback.tables import FeedbackSession
-from embedtune.ids import new_id
 
 
 def _locked(session: Session, session_id: str) -> int:

@@ -19,7 +19,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from embedtune.db import Base, UTCDateTime
+from embedtune.core.db import Base, UTCDateTime
 
 #: SQLite makes only an INTEGER primary key the row id (and so autoincrementing).
 BigIntegerKey = BigInteger().with_variant(Integer(), "sqlite")

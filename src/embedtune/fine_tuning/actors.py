@@ -6,10 +6,10 @@ import dramatiq
 from dramatiq.middleware import CurrentMessage
 from dramatiq_abort import Abortable, abort, abort_requested
 
-from embedtune.config import Settings
+from embedtune.core.config import Settings
+from embedtune.core.queue import ShutdownSignal, middleware_of
 from embedtune.fine_tuning.execution import RunContext, run_task_message
 from embedtune.fine_tuning.ports import Deployer
-from embedtune.queue import ShutdownSignal, middleware_of
 
 #: Training may not start from a message older than this (the reaper re-sends live tasks).
 MESSAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000

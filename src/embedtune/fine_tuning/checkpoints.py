@@ -12,12 +12,12 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts
-from embedtune.db import unit_of_work
-from embedtune.errors import NotFound
+from embedtune.core import artifacts
+from embedtune.core.db import unit_of_work
+from embedtune.core.errors import NotFound
+from embedtune.core.ids import new_id
 from embedtune.fine_tuning import service
 from embedtune.fine_tuning.schemas import CheckpointOut
-from embedtune.ids import new_id
 from embedtune.models import repository as models_repository
 from embedtune.models import service as models
 from embedtune.models.tables import EmbeddingModel

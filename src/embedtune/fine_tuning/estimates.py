@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import and_, func, or_, select
 from sqlalchemy.orm import Session
 
-from embedtune.config import Settings
-from embedtune.db import unit_of_work, utcnow
+from embedtune.core.config import Settings
+from embedtune.core.db import unit_of_work, utcnow
 from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.fine_tuning.tables import Task

@@ -13,19 +13,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from embedtune import artifacts, telemetry
 from embedtune.batches import service as batches
-from embedtune.config import Settings
-from embedtune.db import new_session
+from embedtune.core import artifacts, telemetry
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session
+from embedtune.core.ids import new_id
+from embedtune.core.queue import Dispatcher
 from embedtune.fine_tuning import checkpoints, service
 from embedtune.fine_tuning.ports import Deployer
 from embedtune.fine_tuning.progress import PROGRESS_INTERVAL_S, ProgressJournal
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task
 from embedtune.fine_tuning.task_spec import task_spec
-from embedtune.ids import new_id
 from embedtune.models import service as models
-from embedtune.queue import Dispatcher
 from embedtune.training.plugin import (
     BatchSpec,
     ModelSpec,

@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import Table, event, insert, text
 from sqlalchemy.orm import Session
 
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.fine_tuning.states import STATUS_AFTER, EventKind
 from embedtune.fine_tuning.tables import TaskEvent
 from embedtune.webhooks import service as webhooks

@@ -10,7 +10,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.fine_tuning.states import EventKind
 
 #: At most four progress events a second per training.

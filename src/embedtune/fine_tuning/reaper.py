@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import logging
 
-from embedtune.config import Settings
-from embedtune.db import new_session
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session
+from embedtune.core.periodic import PeriodicLoop
+from embedtune.core.queue import Dispatcher
 from embedtune.fine_tuning import service
-from embedtune.periodic import PeriodicLoop
-from embedtune.queue import Dispatcher
 
 logger = logging.getLogger(__name__)
 

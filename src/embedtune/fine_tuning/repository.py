@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Session
 
 from embedtune.batches.tables import Batch
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.fine_tuning import counters, journal
 from embedtune.fine_tuning.states import (
     CANCEL,

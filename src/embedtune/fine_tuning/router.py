@@ -8,9 +8,12 @@ from fastapi import APIRouter, Depends, Header, Query, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
-from embedtune.config import Settings, SettingsDep
-from embedtune.db import SessionDep
-from embedtune.errors import error_responses
+from embedtune.core.config import Settings, SettingsDep
+from embedtune.core.db import SessionDep
+from embedtune.core.errors import error_responses
+from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+from embedtune.core.path_params import ShortId
+from embedtune.core.queue import Dispatcher
 from embedtune.fine_tuning import checkpoints, estimates, service
 from embedtune.fine_tuning.ports import Deployer
 from embedtune.fine_tuning.schemas import (
@@ -23,9 +26,6 @@ from embedtune.fine_tuning.schemas import (
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.fine_tuning.tables import Task
 from embedtune.models.schemas import ModelOut
-from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
-from embedtune.path_params import ShortId
-from embedtune.queue import Dispatcher
 
 router = APIRouter(prefix="/fine-tuning", tags=["fine-tuning"])
 

@@ -6,10 +6,10 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, field_validator
 
+from embedtune.core.wire import StoredObject
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.training.metric_names import METRIC_NAMES
 from embedtune.training.options import TrainingOptions
-from embedtune.wire import StoredObject
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:

@@ -16,8 +16,10 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
-from embedtune.db import unit_of_work, utcnow
-from embedtune.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
+from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
+from embedtune.core.ids import new_id
+from embedtune.core.queue import Dispatcher
 from embedtune.feedback import service as feedback
 from embedtune.fine_tuning import repository
 from embedtune.fine_tuning.ports import Deployer
@@ -25,9 +27,7 @@ from embedtune.fine_tuning.schemas import TaskCreate, TaskDeployment
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task, TaskEvent
 from embedtune.fine_tuning.task_options import check_task_options
-from embedtune.ids import new_id
 from embedtune.models import service as models
-from embedtune.queue import Dispatcher
 
 logger = logging.getLogger(__name__)
 

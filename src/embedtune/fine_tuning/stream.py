@@ -21,8 +21,8 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy import func, select
 from sse_starlette import ServerSentEvent
 
-from embedtune.config import Settings
-from embedtune.db import new_session
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session
 from embedtune.fine_tuning import estimates, repository
 from embedtune.fine_tuning.states import STATUS_AFTER, TERMINAL_EVENTS, EventKind, TaskStatus
 from embedtune.fine_tuning.tables import TaskEvent

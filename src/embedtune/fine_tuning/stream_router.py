@@ -8,9 +8,9 @@ from fastapi import APIRouter, Header, Query, Request
 from fastapi.concurrency import run_in_threadpool
 from sse_starlette import EventSourceResponse
 
-from embedtune.config import SettingsDep
-from embedtune.db import SessionDep
-from embedtune.errors import Unprocessable, error_responses
+from embedtune.core.config import SettingsDep
+from embedtune.core.db import SessionDep
+from embedtune.core.errors import Unprocessable, error_responses
 from embedtune.fine_tuning import service
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.fine_tuning.stream import EventHub, all_tasks_stream, task_stream

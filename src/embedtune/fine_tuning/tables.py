@@ -16,7 +16,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from embedtune.db import Base, UTCDateTime, utcnow
+from embedtune.core.db import Base, UTCDateTime, utcnow
 from embedtune.fine_tuning.states import TaskStatus
 
 _STATUSES = ", ".join(f"'{status.value}'" for status in TaskStatus)

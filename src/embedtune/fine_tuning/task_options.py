@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from embedtune.batches import repository as batches
-from embedtune.errors import Unprocessable
+from embedtune.core.errors import Unprocessable
 from embedtune.fine_tuning.schemas import DeployOptions
 from embedtune.training.options import misplaced_option
 from embedtune.training.plugin import FineTuningPlugin

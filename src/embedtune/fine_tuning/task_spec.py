@@ -3,11 +3,11 @@ worker's settings for the run (the plugin reads no global settings)."""
 
 from __future__ import annotations
 
-from embedtune import artifacts
 from embedtune.batches import service as batches
-from embedtune.config import Settings
-from embedtune.db import new_session
-from embedtune.errors import NotFound
+from embedtune.core import artifacts
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session
+from embedtune.core.errors import NotFound
 from embedtune.fine_tuning.tables import Task
 from embedtune.training.plugin import BatchSpec, FineTuningPlugin, PluginError, TaskSpec
 

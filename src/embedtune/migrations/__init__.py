@@ -27,7 +27,7 @@ def has_schema(database_url: str) -> bool:
     from sqlalchemy import inspect
     from sqlalchemy.engine import make_url
 
-    from embedtune.db import get_engine
+    from embedtune.core.db import get_engine
 
     url = make_url(database_url)
     sqlite_file = url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:")

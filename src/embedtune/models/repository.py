@@ -9,7 +9,7 @@ from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.models.tables import EmbeddingModel
 
 

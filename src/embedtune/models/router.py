@@ -9,13 +9,13 @@ from pathlib import Path
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
-from embedtune.db import SessionDep
-from embedtune.errors import error_responses
+from embedtune.core.db import SessionDep
+from embedtune.core.errors import error_responses
+from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
+from embedtune.core.path_params import LongId
 from embedtune.models import service
 from embedtune.models.files import model_files
 from embedtune.models.schemas import ModelCreate, ModelOut
-from embedtune.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
-from embedtune.path_params import LongId
 
 router = APIRouter(prefix="/models", tags=["models"])
 

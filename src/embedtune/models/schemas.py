@@ -5,8 +5,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from embedtune.core.wire import StoredText
 from embedtune.training.plugins import DEFAULT_PLUGIN
-from embedtune.wire import StoredText
 
 
 class ModelCreate(BaseModel):

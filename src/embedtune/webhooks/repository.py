@@ -9,7 +9,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, delete, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from embedtune.db import utcnow
+from embedtune.core.db import utcnow
 from embedtune.webhooks.tables import Webhook, WebhookDelivery
 
 _INSERT_DELIVERIES = insert(cast(Table, WebhookDelivery.__table__))

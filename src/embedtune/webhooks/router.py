@@ -6,9 +6,9 @@ from typing import Annotated
 
 from fastapi import APIRouter, Query, Response
 
-from embedtune.config import SettingsDep
-from embedtune.db import SessionDep
-from embedtune.errors import error_responses
+from embedtune.core.config import SettingsDep
+from embedtune.core.db import SessionDep
+from embedtune.core.errors import error_responses
 from embedtune.webhooks import service
 from embedtune.webhooks.schemas import DeliveryOut, WebhookCreate, WebhookCreated, WebhookOut
 

@@ -15,9 +15,9 @@ from typing import Any
 from sqlalchemy import event
 from sqlalchemy.orm import Session
 
-from embedtune.db import unit_of_work, utcnow
-from embedtune.errors import NotFound, Unprocessable
-from embedtune.ids import new_id
+from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.errors import NotFound, Unprocessable
+from embedtune.core.ids import new_id
 from embedtune.webhooks import repository
 from embedtune.webhooks.addresses import ForbiddenReceiver, check_receiver
 from embedtune.webhooks.schemas import WebhookCreate

@@ -9,8 +9,8 @@ import socket
 import threading
 from datetime import timedelta
 
-from embedtune.config import Settings
-from embedtune.db import new_session, utcnow
+from embedtune.core.config import Settings
+from embedtune.core.db import new_session, utcnow
 from embedtune.workers import repository
 
 logger = logging.getLogger(__name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
-from embedtune.config import SettingsDep
-from embedtune.db import SessionDep
+from embedtune.core.config import SettingsDep
+from embedtune.core.db import SessionDep
 from embedtune.workers import service
 from embedtune.workers.schemas import WorkerOut
 

@@ -6,8 +6,8 @@ from datetime import timedelta
 
 from sqlalchemy.orm import Session
 
-from embedtune.config import Settings
-from embedtune.db import unit_of_work, utcnow
+from embedtune.core.config import Settings
+from embedtune.core.db import unit_of_work, utcnow
 from embedtune.workers import repository
 from embedtune.workers.schemas import WorkerOut
 

@@ -5,7 +5,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from embedtune.db import Base, UTCDateTime, utcnow
+from embedtune.core.db import Base, UTCDateTime, utcnow
 
 
 class WorkerProcess(Base):

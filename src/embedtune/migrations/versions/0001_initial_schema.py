@@ -12,7 +12,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import embedtune.db
+import embedtune.core.db
 
 revision = "0001"
 down_revision = None
@@ -82,7 +82,7 @@ def upgrade() -> None:
         sa.Column("parent_id", sa.String(length=255), nullable=True),
         sa.Column("task_id", sa.String(length=64), nullable=True),
         sa.Column("metrics", sa.JSON(), nullable=True),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["parent_id"],
             ["embedding_model.id"],
@@ -109,7 +109,7 @@ def upgrade() -> None:
         sa.Column("path", sa.Text(), nullable=False),
         sa.Column("num_examples", sa.Integer(), nullable=False),
         sa.Column("size_bytes", sa.BigInteger(), nullable=False),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_training_batch")),
     )
     with op.batch_alter_table("training_batch", schema=None) as batch_op:
@@ -134,15 +134,15 @@ def upgrade() -> None:
         sa.Column("error", sa.JSON(), nullable=True),
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("message_id", sa.String(length=64), nullable=False),
-        sa.Column("dispatched_at", embedtune.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("dispatched_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("worker_id", sa.String(length=255), nullable=True),
         sa.Column("run_id", sa.String(length=64), nullable=True),
         sa.Column("abort_requested", sa.Boolean(), nullable=False),
-        sa.Column("heartbeat_at", embedtune.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("started_at", embedtune.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("finished_at", embedtune.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("heartbeat_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.CheckConstraint(
             "status IN ('pending', 'processing', 'completed', 'failed', 'canceled')",
             name=op.f("ck_fine_tuning_task_status"),
@@ -179,7 +179,7 @@ def upgrade() -> None:
         sa.Column("task_id", sa.String(length=64), nullable=False),
         sa.Column("kind", sa.String(length=32), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["task_id"],
             ["fine_tuning_task.id"],
@@ -197,7 +197,7 @@ def upgrade() -> None:
         "abort_signal",
         sa.Column("key", sa.String(length=255), nullable=False),
         sa.Column("params", sa.JSON(), nullable=False),
-        sa.Column("expires_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("expires_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("key", name=op.f("pk_abort_signal")),
     )
     op.create_index(op.f("ix_abort_signal_expires_at"), "abort_signal", ["expires_at"])

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import embedtune.db
+import embedtune.core.db
 
 revision = "0002"
 down_revision = "0001"
@@ -26,8 +26,8 @@ def upgrade() -> None:
         "deployment",
         sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
         sa.Column("model_id", sa.String(length=255), nullable=False),
-        sa.Column("since", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("until", embedtune.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("since", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("until", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.Column("reason", sa.String(length=16), nullable=False),
         sa.Column("task_id", sa.String(length=64), nullable=True),
         sa.ForeignKeyConstraint(
@@ -46,9 +46,9 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=32), nullable=False),
         sa.Column("model_id", sa.String(length=255), nullable=False),
         sa.Column("version", sa.Integer(), nullable=False),
-        sa.Column("since", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("since", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("lock_token", sa.String(length=64), nullable=True),
-        sa.Column("lock_expires_at", embedtune.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("lock_expires_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["model_id"],
             ["embedding_model.id"],
@@ -61,10 +61,10 @@ def upgrade() -> None:
         "deployment_wait",
         sa.Column("task_id", sa.String(length=64), nullable=False),
         sa.Column("model_id", sa.String(length=255), nullable=False),
-        sa.Column("wait_until", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("wait_until", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("claim_token", sa.String(length=64), nullable=True),
-        sa.Column("claimed_until", embedtune.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("claimed_until", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["model_id"],
             ["embedding_model.id"],

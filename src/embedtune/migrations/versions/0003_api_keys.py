@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import embedtune.db
+import embedtune.core.db
 
 revision = "0003"
 down_revision = "0001"
@@ -24,8 +24,8 @@ def upgrade() -> None:
         sa.Column("name", sa.String(length=255), nullable=False),
         sa.Column("prefix", sa.String(length=16), nullable=False),
         sa.Column("key_hash", sa.String(length=64), nullable=False),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("revoked_at", embedtune.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("revoked_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_api_key")),
         sa.UniqueConstraint("key_hash", name=op.f("uq_api_key_key_hash")),
     )

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import embedtune.db
+import embedtune.core.db
 
 revision = "0005_feedback"
 down_revision = "0004"
@@ -40,7 +40,7 @@ def upgrade() -> None:
         "feedback_document",
         sa.Column("id", sa.String(length=255), nullable=False),
         sa.Column("text", sa.Text(), nullable=False),
-        sa.Column("updated_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_feedback_document")),
     )
     op.create_table(
@@ -50,8 +50,8 @@ def upgrade() -> None:
         sa.Column("query", sa.Text(), nullable=False),
         sa.Column("query_key", sa.String(length=64), nullable=False),
         sa.Column("user_id", sa.String(length=255), nullable=True),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("received_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("received_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.Column("metadata", sa.JSON(), nullable=True),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
         sa.Column("num_results", sa.SmallInteger(), nullable=False),
@@ -85,7 +85,7 @@ def upgrade() -> None:
         sa.Column("session_pk", _KEY, nullable=False),
         sa.Column("document_id", sa.String(length=255), nullable=False),
         sa.Column("rank", sa.SmallInteger(), nullable=False),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         _session_fk("feedback_click"),
         sa.PrimaryKeyConstraint("session_pk", "document_id", name=op.f("pk_feedback_click")),
     )
@@ -93,7 +93,7 @@ def upgrade() -> None:
         "feedback_release",
         sa.Column("id", sa.String(length=255), nullable=False),
         sa.Column("batch_id", sa.String(length=64), nullable=True),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["batch_id"],
             ["training_batch.id"],

@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-import embedtune.db
+import embedtune.core.db
 
 revision = "0006_live"
 down_revision = "0005_feedback"
@@ -25,7 +25,7 @@ def upgrade() -> None:
         sa.Column("events", sa.JSON(), nullable=False),
         sa.Column("description", sa.String(length=1024), nullable=True),
         sa.Column("secret", sa.String(length=128), nullable=False),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook")),
     )
     op.create_table(
@@ -39,10 +39,10 @@ def upgrade() -> None:
         sa.Column("attempts", sa.Integer(), nullable=False),
         sa.Column("last_status_code", sa.Integer(), nullable=True),
         sa.Column("last_error", sa.String(length=1024), nullable=True),
-        sa.Column("next_attempt_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("lease_until", embedtune.db.UTCDateTime(timezone=True), nullable=True),
-        sa.Column("created_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("finished_at", embedtune.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("next_attempt_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("lease_until", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("created_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("finished_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=True),
         sa.ForeignKeyConstraint(
             ["webhook_id"],
             ["webhook.id"],
@@ -69,8 +69,8 @@ def upgrade() -> None:
         sa.Column("queue", sa.String(length=255), nullable=False),
         sa.Column("slots", sa.Integer(), nullable=False),
         sa.Column("current_task_ids", sa.JSON(), nullable=False),
-        sa.Column("started_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("heartbeat_at", embedtune.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("heartbeat_at", embedtune.core.db.UTCDateTime(timezone=True), nullable=False),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_worker_process")),
     )
     op.create_index(

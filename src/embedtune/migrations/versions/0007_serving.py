@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-from embedtune.db import UTCDateTime
+from embedtune.core.db import UTCDateTime
 
 revision = "0007_serving"
 down_revision = "0006_live"

@@ -68,5 +68,5 @@ def _storable_text(value: str) -> str:
 
 
 #: Text checked where it is parsed, so the error names its field (the database layer
-#: checks every other text parameter too, see ``embedtune.db``).
+#: checks every other text parameter too, see ``embedtune.core.db``).
 StoredText = Annotated[str, AfterValidator(_storable_text)]

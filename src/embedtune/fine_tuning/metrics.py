@@ -28,8 +28,8 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from embedtune.db import new_session
-from embedtune.errors import error_responses, render_error
+from embedtune.core.db import new_session
+from embedtune.core.errors import error_responses, render_error
 from embedtune.fine_tuning import counters, repository
 from embedtune.fine_tuning.states import TaskStatus
 

@@ -1,5 +1,5 @@
 """Ids in URL paths, bounded like the columns that hold them (a separate module: the
-client imports the wire rules of ``embedtune.wire`` and must not load FastAPI)."""
+client imports the wire rules of ``embedtune.core.wire`` and must not load FastAPI)."""
 
 from __future__ import annotations
 

@@ -13,8 +13,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
-from embedtune.config import get_settings
-from embedtune.object_store import ObjectLocation, ObjectStore, get_object_store, is_object_uri
+from embedtune.core.config import get_settings
+from embedtune.core.object_store import ObjectLocation, ObjectStore, get_object_store, is_object_uri
 
 
 def _root() -> Path:

@@ -11,7 +11,7 @@ from dramatiq.middleware import CurrentMessage, Middleware
 from dramatiq_abort import Abortable
 from dramatiq_abort.backends import StubBackend
 
-from embedtune.config import Settings
+from embedtune.core.config import Settings
 
 M = TypeVar("M", bound=Middleware)
 
@@ -54,7 +54,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
         import redis
         from dramatiq_abort.backends import RedisBackend
 
-        from embedtune.redis_broker import WakingRedisBroker
+        from embedtune.core.redis_broker import WakingRedisBroker
 
         broker = WakingRedisBroker(
             url=settings.broker_url, idle_poll_ms=settings.consumer_idle_poll_ms
@@ -63,7 +63,7 @@ def build_broker(settings: Settings) -> dramatiq.Broker:
     else:
         from dramatiq.brokers.rabbitmq import RabbitmqBroker
 
-        from embedtune.abort_backend import DatabaseAbortBackend
+        from embedtune.core.abort_backend import DatabaseAbortBackend
 
         broker = RabbitmqBroker(url=settings.broker_url)
         abort_backend = DatabaseAbortBackend()

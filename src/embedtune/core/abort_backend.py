@@ -15,7 +15,7 @@ from dramatiq_abort import Event, EventBackend
 from sqlalchemy import JSON, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from embedtune.db import Base, UTCDateTime, new_session, utcnow
+from embedtune.core.db import Base, UTCDateTime, new_session, utcnow
 
 #: How often a waiting worker looks for a signal.
 POLL_INTERVAL_S = 0.2

@@ -19,9 +19,9 @@ from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.pool import ConnectionPoolEntry
 from sqlalchemy.types import TypeDecorator
 
-from embedtune.config import get_settings
-from embedtune.errors import Unprocessable
-from embedtune.wire import text_problem
+from embedtune.core.config import get_settings
+from embedtune.core.errors import Unprocessable
+from embedtune.core.wire import text_problem
 
 NAMING_CONVENTION = {
     "ix": "ix_%(column_0_label)s",

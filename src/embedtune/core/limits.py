@@ -6,7 +6,7 @@ from __future__ import annotations
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from embedtune.errors import render_error
+from embedtune.core.errors import render_error
 
 
 class BodySizeLimit:

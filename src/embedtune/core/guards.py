@@ -9,7 +9,7 @@ import uuid
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from embedtune.errors import render_error
+from embedtune.core.errors import render_error
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,2 @@
+"""Infrastructure the features share: settings, database, errors, queue, artifact storage,
+request guards and limits, wire rules, ids and pagination, process telemetry."""
