@@ -81,6 +81,7 @@ def bench_latency(args: argparse.Namespace, base_url: str, batch: str) -> list[f
                 session.commit()
                 began = time.perf_counter()
                 claimed = service.claim_task(session, task_id, task.message_id, f"bench:{n}", "r")
+                session.commit()
             assert claimed is not None
             samples.append(_arrival_of(arrivals, "claimed") - began)
             with new_session(writer=True) as session:
@@ -94,6 +95,7 @@ def bench_latency(args: argparse.Namespace, base_url: str, batch: str) -> list[f
                     max_attempts=1,
                     dispatcher=NullDispatcher(),
                 )
+                session.commit()
             samples.append(_arrival_of(arrivals, "failed") - began)
             reader.join(30)
     return samples

@@ -33,12 +33,11 @@ from embedtune.deployments.router import router as deployments_router
 from embedtune.deployments.waits import TaskDeployer
 from embedtune.feedback.router import BULK_PATH
 from embedtune.feedback.router import router as feedback_router
-from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.metrics import MetricsEndpoint
 from embedtune.fine_tuning.metrics import registry as metrics_registry
 from embedtune.fine_tuning.metrics import router as metrics_router
-from embedtune.fine_tuning.reaper import Reaper
+from embedtune.fine_tuning.reaper import Reaper, redispatch_stranded
 from embedtune.fine_tuning.router import router as fine_tuning_router
 from embedtune.fine_tuning.stream import EventHub
 from embedtune.fine_tuning.stream_router import router as stream_router
@@ -95,7 +94,7 @@ def create_app() -> FastAPI:
             worker.start()
             # The in-process queue died with the last process: send every pending task again.
             with new_session(writer=True) as session:
-                resent = fine_tuning.redispatch_stranded(session, 0, queue)
+                resent = redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
             worker_side = [
                 Presence(settings, settings.embedded_worker_threads),

@@ -10,7 +10,7 @@ import pytest
 
 from conftest import wait_until_blocked_on_a_lock
 from embedtune.core.config import get_settings
-from embedtune.core.db import new_session, utcnow
+from embedtune.core.db import new_session, transaction, utcnow
 from embedtune.deployments.waits import TaskDeployer
 from embedtune.fine_tuning import repository, service
 from embedtune.fine_tuning.tables import Task
@@ -67,7 +67,7 @@ def test_cancel_racing_a_claim_aborts_the_claimed_run(pending_task: str) -> None
         assert repository.claim(claimer, pending_task, MESSAGE, "worker-1", "run-1")
 
         def cancel() -> None:
-            with new_session(writer=True) as session:
+            with new_session(writer=True) as session, transaction(session):
                 result["task"] = service.cancel_task(
                     session, pending_task, dispatcher, TaskDeployer(get_settings())
                 )

@@ -51,6 +51,7 @@ def test_completion_of_a_deploy_as_blue_task_records_a_pending_deployment(
 ) -> None:
     task = _processing(session, "ft-deploy", deploy_as_blue=True)
     assert service.complete_task(session, task, "ftm-best", "http://x/models/ftm-best", {})
+    session.commit()
     # Read by another session, as a polling client would, before any decision is made.
     with new_session() as reader:
         stored = repository.get(reader, task.id)
@@ -64,6 +65,7 @@ def test_completion_of_a_deploy_as_blue_task_records_a_pending_deployment(
 def test_completion_without_deploy_as_blue_has_no_deployment(session: Session) -> None:
     task = _processing(session, "ft-plain", deploy_as_blue=False)
     assert service.complete_task(session, task, "ftm-best", "http://x/models/ftm-best", {})
+    session.commit()
     stored = repository.get(session, task.id)
     assert stored is not None
     assert (stored.status, stored.deployment) == ("completed", None)

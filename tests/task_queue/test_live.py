@@ -39,6 +39,7 @@ def test_queue_positions_of_pending_tasks_count_from_one_and_move_when_one_is_cl
         first = repository.get(session, tasks[0])
         assert first is not None
         assert service.claim_task(session, first.id, first.message_id, "test:1:1", "run-1")
+        session.commit()
     assert positions(app_client, tasks) == [None, 1, 2, 3, 4]
     listed = app_client.get("/fine-tuning/task", params={"status": "pending"}).json()
     assert sorted(task["queue_position"] for task in listed) == [1, 2, 3, 4]

@@ -163,12 +163,12 @@ def decide_waiting(settings: Settings, inference: Inference | None) -> int:
 
 
 def cancel_wait(session: Session, task_id: str) -> bool:
-    """Ends the waiting deployment of a completed task (``canceled``); False if it has none.
+    """Ends the waiting deployment of a completed task (``canceled``) in the caller's unit
+    of work; False if it has none.
 
     Raises InvalidState ``deployment_deciding`` while a process is deciding it.
     """
     if not repository.delete_unclaimed_wait(session, task_id):
-        session.rollback()
         if repository.get_wait(session, task_id) is not None:
             raise InvalidState(
                 f"the deployment of task {task_id!r} is being decided right now",
@@ -187,7 +187,6 @@ def cancel_wait(session: Session, task_id: str) -> bool:
             detail="the wait was ended by canceling the task; not deployed",
         ),
     )
-    session.commit()
     return True
 
 

@@ -10,7 +10,7 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from embedtune.batches.schemas import BatchOut
-from embedtune.core.db import SessionDep
+from embedtune.core.db import SessionDep, transaction
 from embedtune.core.errors import EmbedtuneError, Unprocessable, error_responses
 from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.feedback import ingest, service
@@ -136,7 +136,8 @@ def get_session(session_id: str, session: SessionDep) -> SessionOut:
 )
 def add_click(session_id: str, body: ClickIn, session: SessionDep) -> SessionOut:
     """A click that came after the session; the same click twice is recorded once."""
-    return service.add_click(session, session_id, body.result_id)
+    with transaction(session):
+        return service.add_click(session, session_id, body.result_id)
 
 
 @router.put(
@@ -146,7 +147,8 @@ def add_click(session_id: str, body: ClickIn, session: SessionDep) -> SessionOut
 )
 def mark_irrelevant(session_id: str, session: SessionDep) -> SessionOut:
     """The user said nothing shown was relevant: the session gives no training pairs."""
-    return service.mark_irrelevant(session, session_id)
+    with transaction(session):
+        return service.mark_irrelevant(session, session_id)
 
 
 @router.get("", response_model=FeedbackSummary)

@@ -1,8 +1,8 @@
 """The rules of search feedback: clicks once, reads, and releases exactly once (sessions
 are stored by :mod:`embedtune.feedback.ingest`).
 
-Functions marked ``unit_of_work`` own their session's transaction; ``release`` may also run
-inside a caller's (task creation), which then commits it with the task.
+Writes run in the caller's unit of work (the route's); ``release`` also runs inside task creation,
+which then commits it with the task. Reads marked ``unit_of_work`` end their own read.
 """
 
 from __future__ import annotations
@@ -39,7 +39,6 @@ def _locked(session: Session, session_id: str) -> int:
     return int(row.pk)
 
 
-@unit_of_work
 def add_click(session: Session, session_id: str, result_id: str) -> SessionOut:
     """Records a later click (once). Raises NotFound (``session_not_found``), Unprocessable
     (``unknown_result``), InvalidState (``session_released``)."""
@@ -50,16 +49,13 @@ def add_click(session: Session, session_id: str, result_id: str) -> SessionOut:
             f"session {session_id!r} did not show {result_id!r}", code="unknown_result"
         )
     repository.add_click(session, pk, result_id, rank, utcnow())
-    session.commit()
     return get_session(session, session_id)
 
 
-@unit_of_work
 def mark_irrelevant(session: Session, session_id: str) -> SessionOut:
     """The user said nothing shown was relevant: the session gives no pairs. Raises
     NotFound (``session_not_found``), InvalidState (``session_released``)."""
     repository.mark_irrelevant(session, _locked(session, session_id))
-    session.commit()
     return get_session(session, session_id)
 
 

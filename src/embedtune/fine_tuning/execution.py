@@ -16,7 +16,7 @@ from typing import Any
 from embedtune.batches import service as batches
 from embedtune.core import artifacts, telemetry
 from embedtune.core.config import Settings
-from embedtune.core.db import new_session
+from embedtune.core.db import new_session, transaction
 from embedtune.core.ids import new_id
 from embedtune.core.queue import Dispatcher
 from embedtune.fine_tuning import checkpoints, service
@@ -146,7 +146,7 @@ class TaskReport:
 
     def _beat(self) -> None:
         progress, state, events = self._journal.take()
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             alive = service.heartbeat(
                 session, self._task_id, self._message_id, progress, state, events
             )
@@ -205,7 +205,7 @@ def _record_success(
     path = artifacts.store_model(result.model_dir, model_id)
     metrics = checkpoints.store(task.id, result)
     url = f"{context.settings.base_url}/models/{model_id}/download"
-    with new_session(writer=True) as session:
+    with new_session(writer=True) as session, transaction(session):
         models.register_fine_tuned(
             session,
             model_id=model_id,
@@ -216,6 +216,8 @@ def _record_success(
             metrics=metrics,
         )
         completed = service.complete_task(session, task, model_id, url, metrics)
+        if not completed:
+            session.rollback()  # the model registration goes with it
     if completed:
         # After the completion commit: a failed deployment never fails the task.
         context.deployer.after_completion(task.id)
@@ -228,7 +230,7 @@ def _record_success(
 def run_task_message(context: RunContext) -> None:
     """Claims the task for this message and trains it; every outcome is recorded."""
     task_id = context.task_id
-    with new_session(writer=True) as session:
+    with new_session(writer=True) as session, transaction(session):
         task = service.claim_task(session, task_id, context.message_id, worker_id(), context.run_id)
     if task is None:
         return
@@ -266,7 +268,7 @@ def run_task_message(context: RunContext) -> None:
 
 def _after_stop(task: Task, report: TaskReport, context: RunContext) -> None:
     if context.shutting_down.is_set() and not report.canceled_or_lost:
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             if service.return_task(session, task, "worker_shutdown", context.dispatcher):
                 logger.info("task_id=%s returned to pending: worker shutting down", task.id)
                 return
@@ -279,7 +281,7 @@ def _after_stop(task: Task, report: TaskReport, context: RunContext) -> None:
 
 
 def _fail(task: Task, code: str, message: str, *, retryable: bool, context: RunContext) -> None:
-    with new_session(writer=True) as session:
+    with new_session(writer=True) as session, transaction(session):
         outcome = service.fail_or_retry(
             session,
             task,

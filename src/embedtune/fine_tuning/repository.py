@@ -14,13 +14,14 @@ from sqlalchemy import (
     bindparam,
     case,
     func,
-    insert,
     inspect,
     or_,
     select,
     union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from embedtune.batches.tables import Batch
@@ -49,7 +50,14 @@ def get_by_idempotency_key(session: Session, key: str) -> Task | None:
     return session.scalars(select(Task).where(Task.idempotency_key == key)).one_or_none()
 
 
-_INSERT_TASK = insert(cast(Table, Task.__table__))
+_TASK_TABLE = cast(Table, Task.__table__)
+#: ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``, per dialect.
+_INSERT_TASK = {
+    dialect: insert_of(_TASK_TABLE)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(_TASK_TABLE.c.id)
+    for dialect, insert_of in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
 _REFERENCES = select(
     select(EmbeddingModel.plugin)
     .where(EmbeddingModel.id == bindparam("model_id"))
@@ -81,10 +89,10 @@ _TASK_COLUMNS = tuple(
 
 def insert_new(
     session: Session, task: Task, first_events: Sequence[tuple[EventKind, dict[str, Any]]]
-) -> None:
+) -> bool:
     """INSERTs ``task`` (the columns set on it); its first events, stamped with its
-    ``created_at``, are written at commit (see ``journal``). A duplicate idempotency key
-    raises ``IntegrityError`` here.
+    ``created_at``, are written at commit (see ``journal``). False, with nothing written,
+    when a task with its idempotency key exists (``ON CONFLICT DO NOTHING``).
 
     Core statements on the session's connection, not a flush: creation is the API's
     busiest write, and a unit-of-work flush costs about twice the INSERTs. So ``task``
@@ -97,9 +105,12 @@ def insert_new(
         for attribute, column in _TASK_COLUMNS
         if (value := getattr(task, attribute)) is not None
     }
-    connection.execute(_INSERT_TASK, row)
+    inserted = connection.execute(_INSERT_TASK[connection.dialect.name], row).first()
+    if inserted is None:
+        return False
     for kind, detail in first_events:
         journal.record(session, task.id, kind, detail, task.created_at)
+    return True
 
 
 NEWEST_FIRST = (Task.created_at.desc(), Task.id.desc())
@@ -193,12 +204,15 @@ def move(
     *guards: ColumnElement[bool],
     detail: Callable[[Row[Any]], dict[str, Any]] | dict[str, Any],
     returning: Sequence[Any] = (),
+    preceded_by: Sequence[tuple[EventKind, dict[str, Any]]] = (),
     **values: Any,
 ) -> Row[Any] | None:
     """Performs ``transition`` in one statement, ``UPDATE task SET status=<target>, … WHERE
     id = :id AND status IN (<sources>) AND <guards> RETURNING …``, and records its event
     (and its ``/metrics`` counters) in the same transaction. ``detail`` is the event's
-    detail, or makes it from the returned row. None when no row matched: someone else won.
+    detail, or makes it from the returned row; ``preceded_by`` are events that explain the
+    move, recorded just before it (a lost heartbeat). None when no row matched: someone else
+    won, and nothing is recorded.
     """
     statement = (
         update(Task)
@@ -214,6 +228,8 @@ def move(
     row = session.execute(statement).one_or_none()
     if row is None:
         return None
+    for kind, earlier in preceded_by:
+        add_event(session, task_id, kind, **earlier)
     add_event(session, task_id, transition.event, **(detail(row) if callable(detail) else detail))
     return row
 
@@ -301,7 +317,13 @@ def complete(
     )
 
 
-def fail(session: Session, task_id: str, message_id: str, error: dict[str, str]) -> bool:
+def fail(
+    session: Session,
+    task_id: str,
+    message_id: str,
+    error: dict[str, str],
+    preceded_by: Sequence[tuple[EventKind, dict[str, Any]]] = (),
+) -> bool:
     return (
         move(
             session,
@@ -309,6 +331,7 @@ def fail(session: Session, task_id: str, message_id: str, error: dict[str, str])
             FAIL,
             Task.message_id == message_id,
             detail=error,
+            preceded_by=preceded_by,
             error=error,
             finished_at=utcnow(),
         )
@@ -325,6 +348,7 @@ def return_to_pending(
     refund_attempt: bool,
     reason: str,
     error: dict[str, str] | None = None,
+    preceded_by: Sequence[tuple[EventKind, dict[str, Any]]] = (),
 ) -> bool:
     """processing → pending for another worker (shutdown or recovery), with a new message."""
     values: dict[str, Any] = {}
@@ -340,6 +364,7 @@ def return_to_pending(
             RETURN,
             Task.message_id == message_id,
             detail={**detail, "message_id": new_message_id},
+            preceded_by=preceded_by,
             message_id=new_message_id,
             dispatched_at=None,
             worker_id=None,

@@ -55,7 +55,6 @@ def require_plugin(name: str, *, for_training: bool) -> FineTuningPlugin:
     return plugin
 
 
-@unit_of_work
 def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     """Registers a model directory on the server after loading it once.
 
@@ -77,9 +76,7 @@ def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     )
     try:
         repository.insert(session, model)
-        session.commit()
     except IntegrityError as exc:
-        session.rollback()
         raise EmbedtuneError(
             f"a model with id {model.id!r} already exists", code="model_exists", status_code=409
         ) from exc
@@ -96,7 +93,6 @@ def register_bundled_model(session: Session) -> None:
         str(get_model_path()),
         DEFAULT_PLUGIN,
     )
-    session.commit()
 
 
 def model_directory(model: EmbeddingModel) -> Path:
