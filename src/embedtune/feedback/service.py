@@ -1,7 +1,7 @@
 """The rules of search feedback: clicks once, reads, and releases exactly once (sessions
 are stored by :mod:`embedtune.feedback.ingest`).
 
-Writes run in the caller's unit of work (the route's); ``release`` also runs inside task creation,
+Writes run in the caller's unit of work (the route's); ``release`` also runs in task creation,
 which then commits it with the task. Reads marked ``unit_of_work`` end their own read.
 """
 
