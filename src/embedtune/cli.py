@@ -28,6 +28,7 @@ from embedtune import cli_admin, cli_deployments, cli_json
 from embedtune import client as api
 from embedtune.batches.schemas import BatchOut
 from embedtune.cli_feedback import feedback_app
+from embedtune.client import calls
 from embedtune.deployments.schemas import EmbeddingsResponse
 from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
@@ -169,7 +170,7 @@ def _client(ctx: typer.Context) -> api.Client:
 
 
 def _show(
-    ctx: typer.Context, call: api.APICall[T], as_json: bool, render: Callable[[T], None]
+    ctx: typer.Context, call: calls.APICall[T], as_json: bool, render: Callable[[T], None]
 ) -> T:
     """Sends ``call``; prints its raw JSON, or renders its parsed answer for people."""
     response = _client(ctx).send(call)
@@ -221,7 +222,7 @@ def batch_upload(
 ) -> None:
     """Upload a JSONL file of {"query", "positive", "negative"?} lines."""
     with file.open("rb") as handle:
-        call = api.upload_batch(handle, filename=file.name, name=name)
+        call = calls.upload_batch(handle, filename=file.name, name=name)
         _show(ctx, call, as_json, lambda b: out.print(f"{b.id}  {b.num_examples} examples"))
 
 
@@ -233,7 +234,7 @@ def batch_list(
     as_json: JsonOption = False,
 ) -> None:
     """Batches, newest first."""
-    page = _show(ctx, api.list_batches(offset=offset, limit=limit), as_json, _batch_table)
+    page = _show(ctx, calls.list_batches(offset=offset, limit=limit), as_json, _batch_table)
     if not as_json:
         _total(len(page), page.total)
 
@@ -250,7 +251,7 @@ def batch_show(ctx: typer.Context, batch_id: str, as_json: JsonOption = False) -
             ("created", _when(batch.created_at)),
         )
 
-    _show(ctx, api.get_batch(batch_id), as_json, render)
+    _show(ctx, calls.get_batch(batch_id), as_json, render)
 
 
 @batch_app.command("sample")
@@ -307,7 +308,7 @@ def model_list(
     as_json: JsonOption = False,
 ) -> None:
     """Registered models, newest first."""
-    page = _show(ctx, api.list_models(offset=offset, limit=limit), as_json, _model_table)
+    page = _show(ctx, calls.list_models(offset=offset, limit=limit), as_json, _model_table)
     if not as_json:
         _total(len(page), page.total)
 
@@ -315,7 +316,7 @@ def model_list(
 @model_app.command("show")
 def model_show(ctx: typer.Context, model_id: str, as_json: JsonOption = False) -> None:
     """One model."""
-    _show(ctx, api.get_model(model_id), as_json, _model_detail)
+    _show(ctx, calls.get_model(model_id), as_json, _model_detail)
 
 
 @model_app.command("download")
@@ -459,7 +460,7 @@ def task_create(
         "loss": loss,
         "validation_batch_id": validation_batch,
     }
-    call = api.create_task(
+    call = calls.create_task(
         model,
         batch_id=batch,
         metadata=_with_training_options(_parse_metadata(metadata), options),
@@ -483,7 +484,7 @@ def task_list(
     as_json: JsonOption = False,
 ) -> None:
     """Tasks, newest first."""
-    call = api.list_tasks(status=[s.value for s in status or []], offset=offset, limit=limit)
+    call = calls.list_tasks(status=[s.value for s in status or []], offset=offset, limit=limit)
     page = _show(ctx, call, as_json, _task_table)
     if not as_json:
         _total(len(page), page.total)
@@ -492,25 +493,27 @@ def task_list(
 @task_app.command("show")
 def task_show(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
     """One task."""
-    _show(ctx, api.get_task(task_id), as_json, _task_detail)
+    _show(ctx, calls.get_task(task_id), as_json, _task_detail)
 
 
 @task_app.command("cancel")
 def task_cancel(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
     """Cancel a pending or processing task."""
-    _show(ctx, api.cancel_task(task_id), as_json, lambda t: out.print(f"{t.id} {t.status.value}"))
+    _show(ctx, calls.cancel_task(task_id), as_json, lambda t: out.print(f"{t.id} {t.status.value}"))
 
 
 @task_app.command("restart")
 def task_restart(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
     """Run a failed, canceled or stuck task again."""
-    _show(ctx, api.restart_task(task_id), as_json, lambda t: out.print(f"{t.id} {t.status.value}"))
+    _show(
+        ctx, calls.restart_task(task_id), as_json, lambda t: out.print(f"{t.id} {t.status.value}")
+    )
 
 
 @task_app.command("metrics")
 def task_metrics(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
     """A task's held-out evaluation: before and after training."""
-    _show(ctx, api.get_task_metrics(task_id), as_json, _metrics_table)
+    _show(ctx, calls.get_task_metrics(task_id), as_json, _metrics_table)
 
 
 def _metrics_table(answer: TaskMetricsOut) -> None:
@@ -572,7 +575,7 @@ def task_events(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -
             rows.add_row(str(event.id), _when(event.created_at), event.kind, detail)
         _print(rows, "no events")
 
-    _show(ctx, api.list_task_events(task_id), as_json, table)
+    _show(ctx, calls.list_task_events(task_id), as_json, table)
 
 
 def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) -> NoReturn:
@@ -591,7 +594,7 @@ def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) ->
         for task in client.tasks.follow(task_id, poll_interval=interval):
             progress.update(bar, completed=task.progress, detail=_progress_detail(task))
     if as_json:
-        _echo_json(ctx, client.send(api.get_task(task_id)).text)
+        _echo_json(ctx, client.send(calls.get_task(task_id)).text)
     else:
         _say_how_it_ended(task)
     raise typer.Exit(FOLLOW_EXIT_CODES[task.status])
@@ -630,7 +633,7 @@ def embed(
         out.print(f"[dim]model {answer.model} · {answer.usage.total_tokens} tokens[/dim]")
         out.print(table)
 
-    _show(ctx, api.create_embeddings(texts, model=model), as_json, render)
+    _show(ctx, calls.create_embeddings(texts, model=model), as_json, render)
 
 
 def main() -> None:

@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from embedtune import client as api
+from embedtune.client import calls
 from embedtune.deployments.schemas import DeploymentsOut
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
@@ -35,7 +35,7 @@ def show(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """The blue model, the earlier ones and the models in memory."""
     from embedtune.cli import _show
 
-    _show(ctx, api.get_deployments(), as_json, _render)
+    _show(ctx, calls.get_deployments(), as_json, _render)
 
 
 def switch(
@@ -46,14 +46,14 @@ def switch(
     """Make a model blue (it is loaded before it takes traffic)."""
     from embedtune.cli import _show
 
-    _show(ctx, api.set_blue(model_id), as_json, _render)
+    _show(ctx, calls.set_blue(model_id), as_json, _render)
 
 
 def rollback(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """Make the previous blue model live again."""
     from embedtune.cli import _show
 
-    _show(ctx, api.rollback(), as_json, _render)
+    _show(ctx, calls.rollback(), as_json, _render)
 
 
 def register(app: typer.Typer) -> None:

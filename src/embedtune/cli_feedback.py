@@ -14,8 +14,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from embedtune import client as api
 from embedtune.batches.schemas import BatchOut
+from embedtune.client import calls
 from embedtune.feedback.schemas import BulkOut, FeedbackSummary
 
 feedback_app = typer.Typer(help="Search feedback: sessions and clicks.", no_args_is_help=True)
@@ -26,7 +26,7 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON a
 
 
 def _send(
-    ctx: typer.Context, call: api.APICall[T], as_json: bool, render: Callable[[T], None]
+    ctx: typer.Context, call: calls.APICall[T], as_json: bool, render: Callable[[T], None]
 ) -> T:
     from embedtune.cli import _show
 
@@ -46,7 +46,7 @@ def feedback_upload(
     as_json: JsonOption = False,
 ) -> None:
     """Upload an NDJSON file of sessions, one a line; exits 1 if a line was rejected."""
-    call = api.upload_feedback(file.read_bytes(), filename=file.name)
+    call = calls.upload_feedback(file.read_bytes(), filename=file.name)
     if _send(ctx, call, as_json, _say_upload).rejected:
         raise typer.Exit(1)
 
@@ -54,7 +54,7 @@ def feedback_upload(
 @feedback_app.command("summary")
 def feedback_summary(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """What is collected and not yet released."""
-    _send(ctx, api.get_feedback_summary(), as_json, _say_summary)
+    _send(ctx, calls.get_feedback_summary(), as_json, _say_summary)
 
 
 def _say_summary(summary: FeedbackSummary) -> None:
@@ -83,7 +83,7 @@ def feedback_release(
     as_json: JsonOption = False,
 ) -> None:
     """Turn the feedback collected since the last release into a training batch."""
-    _send(ctx, api.release_feedback(release_id), as_json, _say_release)
+    _send(ctx, calls.release_feedback(release_id), as_json, _say_release)
 
 
 def _say_release(batch: BatchOut) -> None:

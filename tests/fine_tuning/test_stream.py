@@ -15,6 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from fastapi.testclient import TestClient
 
 from conftest import create_bundled_model_task
 from embedtune.client import AsyncClient, Client, QueueUpdate, TaskEvent
@@ -237,3 +238,11 @@ def test_an_idle_stream_sends_keep_alive_comments(
             if len(comments) == 2:
                 break
     assert all(line.startswith(":") for line in comments), comments
+
+
+@pytest.mark.parametrize("database_url", ["postgresql"], indirect=True)
+def test_last_event_id_beyond_the_id_column_is_422(app_client: TestClient) -> None:
+    for params, headers in (({"last_event_id": 2**31}, {}), ({}, {"Last-Event-ID": "2147483648"})):
+        response = app_client.get("/events/stream", params=params, headers=headers)
+        assert response.status_code == 422, response.text
+        assert response.json()["code"] == "validation_error"

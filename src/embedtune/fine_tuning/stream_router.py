@@ -27,6 +27,11 @@ _STREAM_RESPONSE: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: The largest event id: the column is a 32-bit INTEGER on PostgreSQL, which answers a
+#: larger bound with an error rather than no rows.
+MAX_EVENT_ID = 2**31 - 1
+
+
 def _last_event_id(header: str | None, query: int | None) -> int | None:
     if header is None or header == "":
         return query
@@ -34,9 +39,10 @@ def _last_event_id(header: str | None, query: int | None) -> int | None:
         value = int(header)
     except ValueError:
         value = -1
-    if value < 0:
+    if not 0 <= value <= MAX_EVENT_ID:
         raise Unprocessable(
-            "Last-Event-ID must be an event id (a non-negative integer)", code="validation_error"
+            f"Last-Event-ID must be an event id (an integer from 0 to {MAX_EVENT_ID})",
+            code="validation_error",
         )
     return value
 
@@ -49,7 +55,7 @@ def _hub(request: Request) -> EventHub:
 LastEventIdHeader = Annotated[str | None, Header(alias="Last-Event-ID", max_length=20)]
 LastEventIdQuery = Annotated[
     int | None,
-    Query(ge=0, le=2**62, description="For clients that cannot send Last-Event-ID"),
+    Query(ge=0, le=MAX_EVENT_ID, description="For clients that cannot send Last-Event-ID"),
 ]
 
 

@@ -7,7 +7,7 @@ Used by ``Client.tasks.stream`` / ``AsyncClient.tasks.stream`` (and ``follow``).
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -15,6 +15,7 @@ from typing import Any
 import httpx
 from pydantic import BaseModel
 
+from embedtune.client.errors import error_from
 from embedtune.fine_tuning.states import FINISHED, TaskStatus
 
 #: A stream that sends nothing, not even its keep-alive comment, for a minute is dropped
@@ -85,7 +86,8 @@ class _Decoder:
 
 @dataclass
 class _Reconnects:
-    """What a stream remembers across connections: where it is, and whether it is done."""
+    """What a stream remembers across connections: where it is, whether it is done, and
+    the decoder of the current connection. Both readers below only move bytes through it."""
 
     path: str
     last_id: int | None
@@ -93,20 +95,41 @@ class _Reconnects:
     failures: int = 0
     #: Whether the current connection brought any event (one that ends empty is the end).
     got_any: bool = False
-
-    def connected(self) -> None:
-        self.got_any = False
+    decoder: _Decoder = field(default_factory=_Decoder)
 
     def headers(self) -> dict[str, str]:
         return {} if self.last_id is None else {"Last-Event-ID": str(self.last_id)}
 
-    def seen(self, event: StreamEvent) -> StreamEvent:
+    def connected(self, response: httpx.Response) -> None:
+        """Starts reading a connection; raises the API's error for an error answer (whose
+        body has been read)."""
+        if response.status_code >= 400:
+            raise error_from(response)
+        self.decoder = _Decoder()
+        self.got_any = False
+
+    def take(self, line: str) -> StreamEvent | None:
+        """The event that ``line`` completes, if any."""
+        event = self.decoder.feed(line)
+        if event is None:
+            return None
         self.failures = 0
         self.got_any = True
         if isinstance(event, TaskEvent):
             self.last_id = event.id
             self.done = self.done or (event.terminal and self.path.endswith("/stream"))
         return event
+
+    def read(self, lines: Iterable[str]) -> Iterator[StreamEvent]:
+        for line in lines:
+            if (event := self.take(line)) is not None:
+                yield event
+            if self.done:
+                return
+
+    def closed(self) -> None:
+        """The server ended the connection: with nothing more to send, the stream is over."""
+        self.done = self.done or not self.got_any
 
     def failed(self, exc: Exception) -> None:
         self.failures += 1
@@ -118,16 +141,9 @@ def task_stream_path(task_id: str) -> str:
     return f"/fine-tuning/task/{task_id}/stream"
 
 
-def _check(response: httpx.Response, error: Any) -> None:
-    if response.status_code >= 400:
-        raise error(response)
-
-
-def sync_events(
-    http: httpx.Client, path: str, last_event_id: int | None, error: Any
-) -> Iterator[StreamEvent]:
-    """The events of the stream at ``path``, reconnecting after a drop; ``error`` turns an
-    error answer into the exception to raise."""
+def sync_events(http: httpx.Client, path: str, last_event_id: int | None) -> Iterator[StreamEvent]:
+    """The events of the stream at ``path``, reconnecting after a drop; raises
+    ``EmbedtuneAPIError`` for an error answer."""
     state = _Reconnects(path, last_event_id)
     while not state.done:
         try:
@@ -136,25 +152,17 @@ def sync_events(
             ) as response:
                 if response.status_code >= 400:
                     response.read()
-                    _check(response, error)
-                decoder = _Decoder()
-                state.connected()
-                for line in response.iter_lines():
-                    event = decoder.feed(line)
-                    if event is not None:
-                        yield state.seen(event)
-                        if state.done:
-                            return
-            if not state.got_any:
-                return  # the server ended the stream with nothing more to send
+                state.connected(response)
+                yield from state.read(response.iter_lines())
+            state.closed()
         except httpx.TransportError as exc:
             state.failed(exc)
 
 
 async def async_events(
-    http: httpx.AsyncClient, path: str, last_event_id: int | None, error: Any
+    http: httpx.AsyncClient, path: str, last_event_id: int | None
 ) -> AsyncIterator[StreamEvent]:
-    """The asynchronous twin of :func:`sync_events`."""
+    """:func:`sync_events` over an asynchronous connection."""
     state = _Reconnects(path, last_event_id)
     while not state.done:
         try:
@@ -163,16 +171,12 @@ async def async_events(
             ) as response:
                 if response.status_code >= 400:
                     await response.aread()
-                    _check(response, error)
-                decoder = _Decoder()
-                state.connected()
+                state.connected(response)
                 async for line in response.aiter_lines():
-                    event = decoder.feed(line)
-                    if event is not None:
-                        yield state.seen(event)
-                        if state.done:
-                            return
-            if not state.got_any:
-                return
+                    if (event := state.take(line)) is not None:
+                        yield event
+                    if state.done:
+                        return
+            state.closed()
         except httpx.TransportError as exc:
             state.failed(exc)
