@@ -19,7 +19,7 @@ from embedtune.deployments.backends import ModelNotServable, load_sentence_trans
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.serving import load_model, servable_model
 from embedtune.deployments.switches import notify_changed
-from embedtune.fine_tuning import repository as tasks
+from embedtune.fine_tuning import transitions
 from embedtune.fine_tuning.schemas import DeploymentStatus, DeployOptions, TaskDeployment
 from embedtune.fine_tuning.tables import Task
 from embedtune.models import service as models
@@ -32,7 +32,7 @@ logger = logging.getLogger(__name__)
 
 def record_outcome(session: Session, task_id: str, outcome: TaskDeployment) -> None:
     """The task's ``deployment`` and its event, through fine-tuning's repository."""
-    tasks.set_deployment(session, task_id, outcome.model_dump(mode="json"))
+    transitions.set_deployment(session, task_id, outcome.model_dump(mode="json"))
 
 
 def _load_to_check(model: EmbeddingModel) -> SentenceTransformer:

@@ -19,7 +19,7 @@ from embedtune.core.config import Settings
 from embedtune.core.db import new_session, transaction
 from embedtune.core.ids import new_id
 from embedtune.core.queue import Dispatcher
-from embedtune.fine_tuning import checkpoints, service
+from embedtune.fine_tuning import checkpoints, running
 from embedtune.fine_tuning.ports import Deployer
 from embedtune.fine_tuning.progress import PROGRESS_INTERVAL_S, ProgressJournal
 from embedtune.fine_tuning.states import EventKind, TaskStatus
@@ -147,7 +147,7 @@ class TaskReport:
     def _beat(self) -> None:
         progress, state, events = self._journal.take()
         with new_session(writer=True) as session, transaction(session):
-            alive = service.heartbeat(
+            alive = running.heartbeat(
                 session, self._task_id, self._message_id, progress, state, events
             )
         if not alive:
@@ -156,7 +156,7 @@ class TaskReport:
 
     def _still_ours(self) -> bool:
         with new_session() as session:
-            return service.is_running(session, self._task_id, self._message_id)
+            return running.is_running(session, self._task_id, self._message_id)
 
     def _run_monitor(self) -> None:
         last_beat = last_check = 0.0
@@ -215,7 +215,7 @@ def _record_success(
             task_id=task.id,
             metrics=metrics,
         )
-        completed = service.complete_task(session, task, model_id, url, metrics)
+        completed = running.complete_task(session, task, model_id, url, metrics)
         if not completed:
             session.rollback()  # the model registration goes with it
     if completed:
@@ -231,7 +231,7 @@ def run_task_message(context: RunContext) -> None:
     """Claims the task for this message and trains it; every outcome is recorded."""
     task_id = context.task_id
     with new_session(writer=True) as session, transaction(session):
-        task = service.claim_task(session, task_id, context.message_id, worker_id(), context.run_id)
+        task = running.claim_task(session, task_id, context.message_id, worker_id(), context.run_id)
     if task is None:
         return
     logger.info("training task_id=%s attempt=%d", task_id, task.attempts)
@@ -269,11 +269,11 @@ def run_task_message(context: RunContext) -> None:
 def _after_stop(task: Task, report: TaskReport, context: RunContext) -> None:
     if context.shutting_down.is_set() and not report.canceled_or_lost:
         with new_session(writer=True) as session, transaction(session):
-            if service.return_task(session, task, "worker_shutdown", context.dispatcher):
+            if running.return_task(session, task, "worker_shutdown", context.dispatcher):
                 logger.info("task_id=%s returned to pending: worker shutting down", task.id)
                 return
     with new_session() as session:
-        status = service.status_of(session, task.id)
+        status = running.status_of(session, task.id)
     # A task recovered by another worker keeps its checkpoints; a canceled one needs none.
     if status == TaskStatus.canceled:
         artifacts.remove_task_work_dir(task.id)
@@ -282,7 +282,7 @@ def _after_stop(task: Task, report: TaskReport, context: RunContext) -> None:
 
 def _fail(task: Task, code: str, message: str, *, retryable: bool, context: RunContext) -> None:
     with new_session(writer=True) as session, transaction(session):
-        outcome = service.fail_or_retry(
+        outcome = running.fail_or_retry(
             session,
             task,
             code,

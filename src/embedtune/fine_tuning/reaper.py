@@ -14,7 +14,7 @@ from embedtune.core.config import Settings
 from embedtune.core.db import new_session, transaction
 from embedtune.core.periodic import PeriodicLoop
 from embedtune.core.queue import Dispatcher
-from embedtune.fine_tuning import service
+from embedtune.fine_tuning import running, service
 
 logger = logging.getLogger(__name__)
 
@@ -43,7 +43,7 @@ def redispatch_stranded(
 def reap_once(settings: Settings, dispatcher: Dispatcher) -> tuple[int, int]:
     """One pass; returns (tasks recovered, messages re-sent)."""
     with new_session(writer=True) as session, transaction(session):
-        recovered = service.recover_stale(
+        recovered = running.recover_stale(
             session, settings.heartbeat_timeout, settings.max_attempts, dispatcher
         )
     with new_session(writer=True) as session:

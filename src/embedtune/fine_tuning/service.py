@@ -23,9 +23,9 @@ from embedtune.core.errors import IdempotencyKeyReused, InvalidState, NotFound, 
 from embedtune.core.ids import new_id
 from embedtune.core.queue import Dispatcher
 from embedtune.feedback import service as feedback
-from embedtune.fine_tuning import repository
+from embedtune.fine_tuning import repository, transitions
 from embedtune.fine_tuning.ports import Deployer
-from embedtune.fine_tuning.schemas import TaskCreate, TaskDeployment
+from embedtune.fine_tuning.schemas import TaskCreate
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task, TaskEvent
 from embedtune.fine_tuning.task_options import check_task_options
@@ -161,7 +161,7 @@ class Send:
         except Exception as exc:
             logger.warning("dispatch of task_id=%s failed, will retry: %s", self.task_id, exc)
             self.sent = False
-            if repository.clear_dispatched(session, self.task_id, self.message_id):
+            if transitions.clear_dispatched(session, self.task_id, self.message_id):
                 repository.record_dispatch_failure(session, self.task_id, str(exc))
             return
         self.sent = True
@@ -222,7 +222,7 @@ def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher, deployer
         return task
     if task.status == TaskStatus.completed and deployer.end_wait(session, task_id):
         return get_task(session, task_id)
-    canceled = repository.cancel(session, task_id)
+    canceled = transitions.cancel(session, task_id)
     if canceled is None:
         task = get_task(session, task_id)
         if task.status == TaskStatus.canceled:
@@ -238,7 +238,7 @@ def restart_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task
     """failed/canceled/pending → pending with a new message. Raises NotFound, InvalidState."""
     get_task(session, task_id)
     message_id = new_message_id()
-    if not repository.restart(session, task_id, message_id):
+    if not transitions.restart(session, task_id, message_id):
         task = get_task(session, task_id)
         raise InvalidState(f"task {task_id!r} is {task.status} and cannot be restarted")
     # The answer is the task as restarted: a worker may claim it as soon as it is sent.
@@ -261,153 +261,7 @@ def redispatch(session: Session, task: Task, dispatcher: Dispatcher) -> Send | N
     """Sends a stranded task's message again (after the commit); None if it is no longer
     stranded. The message id is kept: whichever copy arrives first claims, the others are
     dropped."""
-    if not repository.mark_dispatched(session, task.id, task.message_id):
+    if not transitions.mark_dispatched(session, task.id, task.message_id):
         return None
     repository.record_redispatch(session, task.id, task.message_id)
     return send_after_commit(session, task.id, task.message_id, dispatcher)
-
-
-# --- Worker side: every function below is called by a worker holding the task's message.
-
-
-def claim_task(
-    session: Session, task_id: str, message_id: str, worker_id: str, run_id: str
-) -> Task | None:
-    """pending → processing for the current message; None means drop the message."""
-    if not repository.claim(session, task_id, message_id, worker_id, run_id):
-        task = repository.get(session, task_id)
-        reason = (
-            "unknown task"
-            if task is None
-            else f"status {task.status}, current message {task.message_id}"
-        )
-        logger.info("dropping message %s of task_id=%s (%s)", message_id, task_id, reason)
-        return None
-    return get_task(session, task_id)
-
-
-def heartbeat(
-    session: Session,
-    task_id: str,
-    message_id: str,
-    progress: float | None,
-    training_state: dict[str, Any] | None,
-    events: Sequence[tuple[EventKind, dict[str, Any]]],
-) -> bool:
-    """Liveness, progress and the run's progress events, in one transaction; False once
-    the task is no longer this message's to run (canceled, recovered)."""
-    alive = repository.heartbeat(session, task_id, message_id, progress, training_state)
-    if alive:
-        for kind, detail in events:
-            repository.add_event(session, task_id, kind, **detail)
-    return alive
-
-
-def is_running(session: Session, task_id: str, message_id: str) -> bool:
-    """Whether the task is still processing for ``message_id``."""
-    task = repository.get(session, task_id)
-    return (
-        task is not None and task.status == TaskStatus.processing and task.message_id == message_id
-    )
-
-
-def status_of(session: Session, task_id: str) -> TaskStatus | None:
-    """The task's status; None if there is no such task."""
-    task = repository.get(session, task_id)
-    return TaskStatus(task.status) if task is not None else None
-
-
-def complete_task(
-    session: Session,
-    task: Task,
-    best_model_id: str,
-    best_model_url: str,
-    metrics: dict[str, Any],
-) -> bool:
-    """processing → completed, in the caller's unit of work with the model registration.
-
-    Returns False (and changes nothing) if the task is no longer this worker's to finish:
-    the caller then drops its unit of work.
-    """
-    # A deploy_as_blue task never reads completed with no deployment state.
-    deployment = TaskDeployment.pending().model_dump(mode="json") if task.deploy_as_blue else None
-    return repository.complete(
-        session, task.id, task.message_id, best_model_id, best_model_url, metrics, deployment
-    )
-
-
-def fail_or_retry(
-    session: Session,
-    task: Task,
-    code: str,
-    message: str,
-    *,
-    retryable: bool,
-    max_attempts: int,
-    dispatcher: Dispatcher,
-    recovered: bool = False,
-) -> TaskStatus | None:
-    """A training failed: back to pending for another try while attempts are left and the
-    failure may pass, else failed with ``error.code``. None if the task was no longer ours.
-    ``recovered``: its worker stopped beating (a ``heartbeat_lost`` event comes first)."""
-    error = {"code": code, "message": message[:2000]}
-    lost = [(EventKind.heartbeat_lost, {"worker_id": task.worker_id})] if recovered else []
-    if retryable and task.attempts < max_attempts:
-        message_id = new_message_id()
-        if not repository.return_to_pending(
-            session,
-            task.id,
-            task.message_id,
-            message_id,
-            refund_attempt=False,
-            reason="retry",
-            error=error,
-            preceded_by=lost,
-        ):
-            return None
-        redispatch_one(session, task.id, message_id, dispatcher)
-        return TaskStatus.pending
-    if not repository.fail(session, task.id, task.message_id, error, preceded_by=lost):
-        return None
-    return TaskStatus.failed
-
-
-def return_task(session: Session, task: Task, reason: str, dispatcher: Dispatcher) -> bool:
-    """processing → pending for another worker (shutdown); the attempt is not counted."""
-    message_id = new_message_id()
-    if not repository.return_to_pending(
-        session, task.id, task.message_id, message_id, refund_attempt=True, reason=reason
-    ):
-        return False
-    redispatch_one(session, task.id, message_id, dispatcher)
-    return True
-
-
-def redispatch_one(session: Session, task_id: str, message_id: str, dispatcher: Dispatcher) -> None:
-    if repository.mark_dispatched(session, task_id, message_id):
-        repository.add_event(session, task_id, EventKind.dispatched, message_id=message_id)
-        send_after_commit(session, task_id, message_id, dispatcher)
-
-
-def recover_stale(
-    session: Session, heartbeat_timeout_s: float, max_attempts: int, dispatcher: Dispatcher
-) -> int:
-    """Processing tasks whose worker stopped beating: retried while attempts are left, else
-    failed with ``worker_lost``. Safe to run in many processes at once (guarded updates)."""
-    before = utcnow() - timedelta(seconds=heartbeat_timeout_s)
-    recovered = 0
-    for task in repository.list_stale_processing(session, before):
-        detail = f"no heartbeat from worker {task.worker_id} since {task.heartbeat_at}"
-        outcome = fail_or_retry(
-            session,
-            task,
-            "worker_lost",
-            detail,
-            retryable=True,
-            max_attempts=max_attempts,
-            dispatcher=dispatcher,
-            recovered=True,
-        )
-        if outcome is not None:
-            recovered += 1
-    return recovered

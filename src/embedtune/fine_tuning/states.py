@@ -44,7 +44,7 @@ TERMINAL_EVENTS = frozenset({EventKind.completed, EventKind.failed, EventKind.ca
 @dataclass(frozen=True)
 class Move:
     """One allowed status change: the statuses it leaves, the one it reaches, and the event
-    that records it. ``repository.move`` performs it as one guarded UPDATE and records its
+    that records it. ``transitions.move`` performs it as one guarded UPDATE and records its
     event in the same transaction."""
 
     sources: tuple[TaskStatus, ...]
