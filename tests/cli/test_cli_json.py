@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from embedtune import cli_json
+from embedtune.cli import json_output as cli_json
 
 ANSWER = json.dumps(
     [

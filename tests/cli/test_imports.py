@@ -19,12 +19,13 @@ SERVER_ONLY = {
     "fastapi",
 }
 
+#: What the console script runs (``embedtune.cli.root:main``).
 _RUN_CLI = """
 import json, sys
-from embedtune import cli
+from embedtune.cli import root
 sys.argv = ["embedtune", *{args!r}]
 try:
-    cli.main()
+    root.main()
 except SystemExit as exit:
     code = exit.code
 print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}))
@@ -39,7 +40,7 @@ def _loaded(code: str) -> tuple[object, set[str]]:
     return answer.get("code"), {name.split(".")[0] for name in answer["modules"]}
 
 
-@pytest.mark.parametrize("module", ["embedtune.client", "embedtune.cli"])
+@pytest.mark.parametrize("module", ["embedtune.client", "embedtune.cli.root"])
 def test_importing_the_client_or_the_cli_loads_no_server_package(module: str) -> None:
     code = f"import json, sys, {module}; print(json.dumps({{'modules': sorted(sys.modules)}}))"
     _, packages = _loaded(code)

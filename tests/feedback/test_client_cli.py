@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from embedtune import cli, cli_feedback
+from embedtune import cli
+from embedtune.cli import feedback as cli_feedback
 from live_server import LiveServer
 
 from .helpers import session_body

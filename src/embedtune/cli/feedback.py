@@ -1,36 +1,22 @@
 """``embedtune feedback upload|summary|release``: search sessions and their release.
 
-Registered on ``embedtune.cli``; the output helpers are that module's, imported when a
-command runs (``--json``, ``--fields`` and ``--jq`` work as everywhere).
+``--json``, ``--fields`` and ``--jq`` work as everywhere.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, TypeVar
+from typing import Annotated
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from embedtune.batches.schemas import BatchOut
+from embedtune.cli.output import JsonOption, out, show
 from embedtune.client import calls
 from embedtune.feedback.schemas import BulkOut, FeedbackSummary
 
 feedback_app = typer.Typer(help="Search feedback: sessions and clicks.", no_args_is_help=True)
-out = Console()
-
-T = TypeVar("T")
-JsonOption = Annotated[bool, typer.Option("--json", help="Print the API's JSON answer.")]
-
-
-def _send(
-    ctx: typer.Context, call: calls.APICall[T], as_json: bool, render: Callable[[T], None]
-) -> T:
-    from embedtune.cli import _show
-
-    return _show(ctx, call, as_json, render)
 
 
 def _say_upload(answer: BulkOut) -> None:
@@ -47,14 +33,14 @@ def feedback_upload(
 ) -> None:
     """Upload an NDJSON file of sessions, one a line; exits 1 if a line was rejected."""
     call = calls.upload_feedback(file.read_bytes(), filename=file.name)
-    if _send(ctx, call, as_json, _say_upload).rejected:
+    if show(ctx, call, as_json, _say_upload).rejected:
         raise typer.Exit(1)
 
 
 @feedback_app.command("summary")
 def feedback_summary(ctx: typer.Context, as_json: JsonOption = False) -> None:
     """What is collected and not yet released."""
-    _send(ctx, calls.get_feedback_summary(), as_json, _say_summary)
+    show(ctx, calls.get_feedback_summary(), as_json, _say_summary)
 
 
 def _say_summary(summary: FeedbackSummary) -> None:
@@ -83,7 +69,7 @@ def feedback_release(
     as_json: JsonOption = False,
 ) -> None:
     """Turn the feedback collected since the last release into a training batch."""
-    _send(ctx, calls.release_feedback(release_id), as_json, _say_release)
+    show(ctx, calls.release_feedback(release_id), as_json, _say_release)
 
 
 def _say_release(batch: BatchOut) -> None:

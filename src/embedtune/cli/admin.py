@@ -14,6 +14,8 @@ from typing import Annotated
 
 import typer
 
+from embedtune.cli.output import err, fail, new_table, out, print_table, when
+
 keys_app = typer.Typer(help="API keys (run beside the server, on its database).")
 
 JsonOption = Annotated[bool, typer.Option("--json", help="Print the keys as JSON.")]
@@ -22,15 +24,14 @@ JsonOption = Annotated[bool, typer.Option("--json", help="Print the keys as JSON
 @contextmanager
 def _server_errors() -> Iterator[None]:
     """The server's own errors (a missing key, a bad setting) as the CLI's one-line error."""
-    from embedtune.cli import _fail
     from embedtune.core.errors import EmbedtuneError
 
     try:
         yield
     except EmbedtuneError as exc:
-        _fail(f"{exc.detail} ({exc.code})")
+        fail(f"{exc.detail} ({exc.code})")
     except ValueError as exc:  # settings that fail validation
-        _fail(str(exc))
+        fail(str(exc))
 
 
 def _database() -> str:
@@ -41,14 +42,13 @@ def _database() -> str:
     """
     from sqlalchemy.engine import make_url
 
-    from embedtune.cli import _fail, err
     from embedtune.core.config import get_settings
     from embedtune.migrations import has_schema, upgrade_database
 
     url = get_settings().database_url
     shown = make_url(url).render_as_string(hide_password=True)
     if not has_schema(url):
-        _fail(
+        fail(
             f"no embedtune database at {shown}: run this where the server runs, or set "
             "EMBEDTUNE_DATABASE_URL to the server's database"
         )
@@ -65,7 +65,6 @@ def serve(
     import uvicorn
 
     from embedtune.auth import service as auth
-    from embedtune.cli import err
     from embedtune.core.config import get_settings
     from embedtune.core.db import new_session
     from embedtune.migrations import upgrade_database
@@ -117,7 +116,6 @@ def keys_create(
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     from embedtune.auth import service as auth
-    from embedtune.cli import err
     from embedtune.core.db import new_session
 
     with _server_errors():
@@ -135,7 +133,6 @@ def keys_list(as_json: JsonOption = False) -> None:
     import json
 
     from embedtune.auth import service as auth
-    from embedtune.cli import _print, _table, _when
     from embedtune.core.db import new_session
 
     with _server_errors():
@@ -155,19 +152,18 @@ def keys_list(as_json: JsonOption = False) -> None:
         ]
         typer.echo(json.dumps(rows))
         return
-    table = _table("ID", "NAME", "STARTS WITH", "CREATED", "REVOKED")
+    table = new_table("ID", "NAME", "STARTS WITH", "CREATED", "REVOKED")
     for key in keys:
         table.add_row(
-            key.id, key.name, key.prefix + "…", _when(key.created_at), _when(key.revoked_at)
+            key.id, key.name, key.prefix + "…", when(key.created_at), when(key.revoked_at)
         )
-    _print(table, "No API keys: the API is open to whoever can reach it.")
+    print_table(table, "No API keys: the API is open to whoever can reach it.")
 
 
 @keys_app.command("revoke")
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; requests with it are refused within seconds."""
     from embedtune.auth import service as auth
-    from embedtune.cli import out
     from embedtune.core.db import new_session
 
     with _server_errors():

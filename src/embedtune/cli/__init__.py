@@ -1,0 +1,15 @@
+"""The ``embedtune`` command.
+
+Every command talks to a server through ``embedtune.client`` (``--url``/``EMBEDTUNE_URL``,
+``EMBEDTUNE_API_KEY``): ``tasks``, ``batches``, ``models``, ``deployments`` (and ``embed``),
+``feedback``, printing through ``output`` and ``json_output``. The admin commands
+``serve``, ``worker`` and ``keys`` (``admin``) run beside the server on its database.
+Tables are for people; ``--json`` (before or after the subcommand) prints the API's answer
+exactly as it came, ``--fields``/``--jq`` pick parts of it. Errors are one line on stderr,
+``error: …``: exit code 1 for a failed request, 2 for a wrong command line.
+"""
+
+from embedtune.cli.output import err, out
+from embedtune.cli.root import app, main
+
+__all__ = ["app", "err", "main", "out"]
