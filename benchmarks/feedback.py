@@ -39,6 +39,7 @@ from _common import uvicorn_server
 from api import BARE_DATABASE_ENV, Throughput, bare_metadata, drive, temporary_database
 from embedtune.core.config import get_settings
 from embedtune.core.db import get_engine, get_session_factory, new_session, utcnow
+from embedtune.feedback import ingest as feedback_ingest
 from embedtune.feedback import service
 from embedtune.feedback.tables import (
     FeedbackClick,
@@ -110,7 +111,7 @@ def configured(database_url: str) -> Iterator[None]:
 def ingest(database_url: str, content: bytes) -> float:
     with configured(database_url), new_session(writer=True) as session:
         began = time.perf_counter()
-        answer = service.ingest_ndjson(session, io.BytesIO(content).readlines())
+        answer = feedback_ingest.ingest_ndjson(session, io.BytesIO(content).readlines())
         seconds = time.perf_counter() - began
     if answer.rejected:
         raise RuntimeError(f"rejected lines, first: {answer.rejected[0]}")

@@ -62,7 +62,7 @@ def _arrival_of(arrivals: queue.Queue[tuple[str, float]], kind: str) -> float:
 
 def bench_latency(args: argparse.Namespace, base_url: str, batch: str) -> list[float]:
     from embedtune.core.db import new_session
-    from embedtune.fine_tuning import repository, service
+    from embedtune.fine_tuning import repository, running
 
     samples: list[float] = []
     body = {"embedding_model_id": BUNDLED_MODEL_ID, "batch_id": batch}
@@ -80,12 +80,13 @@ def bench_latency(args: argparse.Namespace, base_url: str, batch: str) -> list[f
                 assert task is not None
                 session.commit()
                 began = time.perf_counter()
-                claimed = service.claim_task(session, task_id, task.message_id, f"bench:{n}", "r")
+                claimed = running.claim_task(session, task_id, task.message_id, f"bench:{n}", "r")
+                session.commit()
             assert claimed is not None
             samples.append(_arrival_of(arrivals, "claimed") - began)
             with new_session(writer=True) as session:
                 began = time.perf_counter()
-                service.fail_or_retry(
+                running.fail_or_retry(
                     session,
                     claimed,
                     "bench",
@@ -94,6 +95,7 @@ def bench_latency(args: argparse.Namespace, base_url: str, batch: str) -> list[f
                     max_attempts=1,
                     dispatcher=NullDispatcher(),
                 )
+                session.commit()
             samples.append(_arrival_of(arrivals, "failed") - began)
             reader.join(30)
     return samples

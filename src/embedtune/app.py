@@ -25,20 +25,19 @@ from embedtune.core.openapi import install_openapi
 from embedtune.core.queue import build_broker
 from embedtune.dashboard.router import PUBLIC_PATHS as DASHBOARD_PATHS
 from embedtune.dashboard.router import router as dashboard_router
-from embedtune.deployments import exports
-from embedtune.deployments import service as deployments
+from embedtune.deployments import exports, serving
 from embedtune.deployments.background import DeploymentLoops
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.openai_compat import OPENAI_PATH_PREFIX, openai_error
 from embedtune.deployments.router import router as deployments_router
+from embedtune.deployments.waits import TaskDeployer
 from embedtune.feedback.router import BULK_PATH
 from embedtune.feedback.router import router as feedback_router
-from embedtune.fine_tuning import service as fine_tuning
 from embedtune.fine_tuning.actors import FineTuningQueue
 from embedtune.fine_tuning.metrics import MetricsEndpoint
 from embedtune.fine_tuning.metrics import registry as metrics_registry
 from embedtune.fine_tuning.metrics import router as metrics_router
-from embedtune.fine_tuning.reaper import Reaper
+from embedtune.fine_tuning.reaper import Reaper, redispatch_stranded
 from embedtune.fine_tuning.router import router as fine_tuning_router
 from embedtune.fine_tuning.stream import EventHub
 from embedtune.fine_tuning.stream_router import router as stream_router
@@ -69,7 +68,7 @@ def _prepare_database(settings: Settings) -> None:
         with new_session(writer=True) as session:
             models.register_bundled_model(session)
     with new_session(writer=True) as session:
-        deployments.ensure_blue(session)
+        serving.ensure_blue(session)
 
 
 def create_app() -> FastAPI:
@@ -79,7 +78,8 @@ def create_app() -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         await run_in_threadpool(_prepare_database, settings)
         broker = build_broker(settings)
-        queue = FineTuningQueue(broker, settings)
+        deployer = app.state.deployer = TaskDeployer(settings)
+        queue = FineTuningQueue(broker, settings, deployer)
         app.state.dispatcher = queue
         app.state.event_hub = event_hub = EventHub(settings.stream_poll_interval)
         worker = None
@@ -94,7 +94,7 @@ def create_app() -> FastAPI:
             worker.start()
             # The in-process queue died with the last process: send every pending task again.
             with new_session(writer=True) as session:
-                resent = fine_tuning.redispatch_stranded(session, 0, queue)
+                resent = redispatch_stranded(session, 0, queue)
             logger.info("embedded worker started; %d pending task(s) re-sent", resent)
             worker_side = [
                 Presence(settings, settings.embedded_worker_threads),

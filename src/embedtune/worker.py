@@ -75,6 +75,7 @@ def run_worker_process(options: WorkerOptions) -> None:
     import dramatiq
 
     from embedtune.core.queue import build_broker
+    from embedtune.deployments.waits import TaskDeployer
     from embedtune.fine_tuning.actors import FineTuningQueue
     from embedtune.fine_tuning.reaper import Reaper
     from embedtune.webhooks.delivery import Deliverer
@@ -83,7 +84,7 @@ def run_worker_process(options: WorkerOptions) -> None:
     settings = get_settings()
     _configure_logging(settings)
     broker = build_broker(settings)
-    queue = FineTuningQueue(broker, settings)
+    queue = FineTuningQueue(broker, settings, TaskDeployer(settings))
     # The training stack is imported now: half a million objects that live as long as the
     # process. Frozen, they leave the collections (each task ends with one) to the objects
     # of the trainings; a full pass over them took 0.3-1 s, during which the worker could

@@ -17,7 +17,7 @@ from conftest import both_databases
 from embedtune.batches import service as batches
 from embedtune.core.db import new_session
 from embedtune.core.errors import Unprocessable
-from embedtune.feedback import service
+from embedtune.feedback import ingest, service
 from embedtune.feedback.pairs import ShownSession, build_pairs
 from embedtune.feedback.schemas import SessionIn
 from embedtune.migrations import upgrade_database
@@ -138,7 +138,7 @@ def test_concurrent_sessions_and_releases_lose_none_and_use_none_twice(
                 name = f"w{worker}-{index}"
                 body = SessionIn.model_validate(session_body(name, name, ["shared", name], [name]))
                 with new_session(writer=True) as session:
-                    service.create_session(session, body)
+                    ingest.create_session(session, body)
         except BaseException as exc:
             errors.append(exc)
 

@@ -9,8 +9,10 @@ from collections.abc import Iterator
 import pytest
 
 from conftest import wait_until_blocked_on_a_lock
-from embedtune.core.db import new_session, utcnow
-from embedtune.fine_tuning import repository, service
+from embedtune.core.config import get_settings
+from embedtune.core.db import new_session, transaction, utcnow
+from embedtune.deployments.waits import TaskDeployer
+from embedtune.fine_tuning import service, transitions
 from embedtune.fine_tuning.tables import Task
 from embedtune.migrations import upgrade_database
 from embedtune.models.tables import EmbeddingModel
@@ -62,11 +64,13 @@ def test_cancel_racing_a_claim_aborts_the_claimed_run(pending_task: str) -> None
     dispatcher = RecordingDispatcher()
     result: dict[str, object] = {}
     with new_session(writer=True) as claimer, new_session() as observer:
-        assert repository.claim(claimer, pending_task, MESSAGE, "worker-1", "run-1")
+        assert transitions.claim(claimer, pending_task, MESSAGE, "worker-1", "run-1")
 
         def cancel() -> None:
-            with new_session(writer=True) as session:
-                result["task"] = service.cancel_task(session, pending_task, dispatcher)
+            with new_session(writer=True) as session, transaction(session):
+                result["task"] = service.cancel_task(
+                    session, pending_task, dispatcher, TaskDeployer(get_settings())
+                )
 
         thread = threading.Thread(target=cancel)
         thread.start()

@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from conftest import both_databases
 from embedtune.core.db import new_session, utcnow
-from embedtune.fine_tuning import repository, service
+from embedtune.fine_tuning import repository, running
 from embedtune.fine_tuning.tables import Task
 from embedtune.migrations import upgrade_database
 from embedtune.models.tables import EmbeddingModel
@@ -50,7 +50,8 @@ def test_completion_of_a_deploy_as_blue_task_records_a_pending_deployment(
     session: Session,
 ) -> None:
     task = _processing(session, "ft-deploy", deploy_as_blue=True)
-    assert service.complete_task(session, task, "ftm-best", "http://x/models/ftm-best", {})
+    assert running.complete_task(session, task, "ftm-best", "http://x/models/ftm-best", {})
+    session.commit()
     # Read by another session, as a polling client would, before any decision is made.
     with new_session() as reader:
         stored = repository.get(reader, task.id)
@@ -63,7 +64,8 @@ def test_completion_of_a_deploy_as_blue_task_records_a_pending_deployment(
 @both_databases
 def test_completion_without_deploy_as_blue_has_no_deployment(session: Session) -> None:
     task = _processing(session, "ft-plain", deploy_as_blue=False)
-    assert service.complete_task(session, task, "ftm-best", "http://x/models/ftm-best", {})
+    assert running.complete_task(session, task, "ftm-best", "http://x/models/ftm-best", {})
+    session.commit()
     stored = repository.get(session, task.id)
     assert stored is not None
     assert (stored.status, stored.deployment) == ("completed", None)

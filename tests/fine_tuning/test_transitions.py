@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from conftest import both_databases
 from embedtune.core.db import new_session, utcnow
-from embedtune.fine_tuning import repository
+from embedtune.fine_tuning import repository, transitions
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task
 from embedtune.migrations import upgrade_database
@@ -55,32 +55,34 @@ def _task_in(session: Session, status: TaskStatus) -> str:
 
 MOVES: dict[str, tuple[Callable[[Session, str], bool], set[TaskStatus], TaskStatus]] = {
     "claim": (
-        lambda s, t: repository.claim(s, t, MESSAGE, "w", "run"),
+        lambda s, t: transitions.claim(s, t, MESSAGE, "w", "run"),
         {TaskStatus.pending},
         TaskStatus.processing,
     ),
     "complete": (
-        lambda s, t: repository.complete(s, t, MESSAGE, "best", "url", {}),
+        lambda s, t: transitions.complete(s, t, MESSAGE, "best", "url", {}),
         {TaskStatus.processing},
         TaskStatus.completed,
     ),
     "fail": (
-        lambda s, t: repository.fail(s, t, MESSAGE, {"code": "x", "message": "y"}),
+        lambda s, t: transitions.fail(s, t, MESSAGE, {"code": "x", "message": "y"}),
         {TaskStatus.processing},
         TaskStatus.failed,
     ),
     "cancel": (
-        lambda s, t: repository.cancel(s, t) is not None,
+        lambda s, t: transitions.cancel(s, t) is not None,
         {TaskStatus.pending, TaskStatus.processing},
         TaskStatus.canceled,
     ),
     "recover": (
-        lambda s, t: repository.return_to_pending(s, t, MESSAGE, "msg-new", refund_attempt=False),
+        lambda s, t: transitions.return_to_pending(
+            s, t, MESSAGE, "msg-new", refund_attempt=False, reason="retry"
+        ),
         {TaskStatus.processing},
         TaskStatus.pending,
     ),
     "restart": (
-        lambda s, t: repository.restart(s, t, "msg-new"),
+        lambda s, t: transitions.restart(s, t, "msg-new"),
         {TaskStatus.failed, TaskStatus.canceled, TaskStatus.pending},
         TaskStatus.pending,
     ),
@@ -112,11 +114,11 @@ def test_only_allowed_moves_change_the_row(session: Session) -> None:
 @both_databases
 def test_a_message_that_is_not_the_current_one_cannot_claim(session: Session) -> None:
     task_id = _task_in(session, TaskStatus.pending)
-    assert not repository.claim(session, task_id, "msg-stale", "w", "run")
-    assert repository.claim(session, task_id, MESSAGE, "w", "run")
+    assert not transitions.claim(session, task_id, "msg-stale", "w", "run")
+    assert transitions.claim(session, task_id, MESSAGE, "w", "run")
     session.commit()
     # A duplicate of the current message finds the task no longer pending.
-    assert not repository.claim(session, task_id, MESSAGE, "w2", "run2")
+    assert not transitions.claim(session, task_id, MESSAGE, "w2", "run2")
     task = repository.get(session, task_id)
     assert task is not None
     assert (task.worker_id, task.attempts) == ("w", 1)
@@ -125,15 +127,15 @@ def test_a_message_that_is_not_the_current_one_cannot_claim(session: Session) ->
 @both_databases
 def test_restart_clears_the_outcome_and_replaces_the_message(session: Session) -> None:
     task_id = _task_in(session, TaskStatus.processing)
-    repository.fail(session, task_id, MESSAGE, {"code": "boom", "message": "x"})
-    assert repository.restart(session, task_id, "msg-2")
+    transitions.fail(session, task_id, MESSAGE, {"code": "boom", "message": "x"})
+    assert transitions.restart(session, task_id, "msg-2")
     session.commit()
     task = repository.get(session, task_id)
     assert task is not None
     assert task.status == "pending"
     assert task.message_id == "msg-2"
     assert task.error is None and task.finished_at is None and task.attempts == 0
-    assert not repository.claim(session, task_id, MESSAGE, "w", "run")
+    assert not transitions.claim(session, task_id, MESSAGE, "w", "run")
 
 
 @both_databases

@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 from conftest import wait_for_status
 from embedtune.core.config import get_settings
 from embedtune.core.db import new_session
-from embedtune.fine_tuning import repository, service
+from embedtune.fine_tuning import repository, running
 from webhooks.conftest import WEBHOOK_ENV, Receiver, receiver
 
 from .helpers import WorkerProcesses
@@ -38,7 +38,8 @@ def test_queue_positions_of_pending_tasks_count_from_one_and_move_when_one_is_cl
     with new_session(writer=True) as session:
         first = repository.get(session, tasks[0])
         assert first is not None
-        assert service.claim_task(session, first.id, first.message_id, "test:1:1", "run-1")
+        assert running.claim_task(session, first.id, first.message_id, "test:1:1", "run-1")
+        session.commit()
     assert positions(app_client, tasks) == [None, 1, 2, 3, 4]
     listed = app_client.get("/fine-tuning/task", params={"status": "pending"}).json()
     assert sorted(task["queue_position"] for task in listed) == [1, 2, 3, 4]

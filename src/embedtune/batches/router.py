@@ -11,7 +11,7 @@ from starlette.datastructures import UploadFile
 
 from embedtune.batches import sample, service
 from embedtune.batches.schemas import MAX_JSON_EXAMPLES, BatchCreate, BatchOut, Example
-from embedtune.core.db import SessionDep
+from embedtune.core.db import SessionDep, unit_of_work
 from embedtune.core.errors import EmbedtuneError, Unprocessable, error_responses
 from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.core.path_params import ShortId
@@ -70,7 +70,9 @@ async def _create_from_form(request: Request, session: SessionDep) -> Any:
         )[:255]
         if (problem := text_problem(name)) is not None:
             raise Unprocessable(f"name: {problem}", code="validation_error")
-        return await run_in_threadpool(service.create_from_jsonl, session, name, upload.file)
+        return await run_in_threadpool(
+            unit_of_work(service.create_from_jsonl), session, name, upload.file
+        )
     finally:
         await form.close()
 
@@ -83,7 +85,9 @@ async def _create_from_json(request: Request, session: SessionDep) -> Any:
         raise Unprocessable(detail, code="validation_error") from exc
     except ValueError as exc:
         raise Unprocessable(str(exc), code="validation_error") from exc
-    return await run_in_threadpool(service.create_from_examples, session, body.name, body.examples)
+    return await run_in_threadpool(
+        unit_of_work(service.create_from_examples), session, body.name, body.examples
+    )
 
 
 @router.post(

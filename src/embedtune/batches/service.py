@@ -150,11 +150,14 @@ def _store(session: Session, name: str, fill: Any) -> Batch:
         batch = _stage(name, fill)
     except InvalidExample as exc:
         raise _invalid(exc) from exc
+    return _insert(session, batch)
+
+
+def _insert(session: Session, batch: Batch) -> Batch:
+    """Adds the staged batch to the caller's unit of work; its file goes if that fails."""
     try:
         repository.insert(session, batch)
-        session.commit()
     except BaseException:
-        session.rollback()
         artifacts.remove_batch(batch.path)
         raise
     return batch
@@ -176,21 +179,14 @@ def store_generated(
         raise
     except InvalidExample as exc:
         raise _invalid(exc) from exc
-    try:
-        repository.insert(session, batch)
-    except BaseException:
-        artifacts.remove_batch(batch.path)
-        raise
-    return batch
+    return _insert(session, batch)
 
 
-@unit_of_work
 def create_from_jsonl(session: Session, name: str, file: IO[bytes]) -> Batch:
     """Stores a JSONL upload; raises Unprocessable ``invalid_batch`` naming the bad line."""
     return _store(session, name, lambda staged: _parse_jsonl(file, staged))
 
 
-@unit_of_work
 def create_from_examples(session: Session, name: str | None, examples: list[Any]) -> Batch:
     """Stores a JSON list; raises Unprocessable ``invalid_batch`` naming the bad example."""
     return _store(session, name or "batch", lambda staged: _parse_list(examples, staged))

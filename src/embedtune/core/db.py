@@ -6,7 +6,8 @@ import functools
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from functools import lru_cache
 from pathlib import Path
@@ -201,32 +202,68 @@ def new_session(*, writer: bool = False) -> Session:
     return get_session_factory(get_settings().database_url, writer)()
 
 
-def unit_of_work(
-    function: Callable[Concatenate[Session, P], R],
-) -> Callable[Concatenate[Session, P], R]:
-    """Marks a service function that owns its session's unit of work: whatever transaction
-    it leaves open is committed when it returns (rolled back when it raises).
+_AFTER_COMMIT = "embedtune_after_commit"
+
+
+def after_commit(session: Session, job: Callable[[Session], None]) -> None:
+    """Work for the queue, a stream or a webhook that the current unit of work asks for:
+    run once it commits, in order, and dropped if it rolls back (as Polar's
+    ``JobQueueManager`` flushes its jobs). What a job writes (a failed send's record) is
+    committed as a unit of its own."""
+    session.info.setdefault(_AFTER_COMMIT, []).append(job)
+
+
+def commit(session: Session) -> None:
+    """Commits the unit of work, then runs the work collected for after its commit."""
+    if session.in_transaction():
+        session.commit()
+    while jobs := session.info.pop(_AFTER_COMMIT, None):
+        for job in jobs:
+            job(session)
+            if session.in_transaction():
+                session.commit()
+
+
+@event.listens_for(Session, "after_soft_rollback")
+def _drop_after_commit(session: Session, _: object) -> None:
+    session.info.pop(_AFTER_COMMIT, None)
+
+
+@contextmanager
+def transaction(session: Session) -> Iterator[Session]:
+    """One unit of work, owned by the caller (a route, an actor's run, a loop's pass): it
+    commits when the block ends, then sends what was collected for after the commit
+    (:func:`after_commit`); it rolls back when the block raises. Nested blocks end nothing;
+    the outermost one does.
 
     So no connection, and no SQLite write lock, is held past the call: FastAPI serializes a
     sync endpoint's response on a threadpool thread, and under load every thread can be
-    waiting for that lock. Nested calls end nothing; the outermost one does.
+    waiting for that lock.
     """
+    depth = session.info.get(_UNIT_DEPTH, 0)
+    session.info[_UNIT_DEPTH] = depth + 1
+    try:
+        yield session
+    except BaseException:
+        session.info[_UNIT_DEPTH] = depth
+        if depth == 0:
+            session.rollback()
+        raise
+    session.info[_UNIT_DEPTH] = depth
+    if depth == 0:
+        commit(session)
+
+
+def unit_of_work(
+    function: Callable[Concatenate[Session, P], R],
+) -> Callable[Concatenate[Session, P], R]:
+    """Runs ``function`` as a :func:`transaction` of its own when no caller holds one
+    (reads that end their transaction; the callers' units of work)."""
 
     @functools.wraps(function)
     def wrapper(session: Session, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        depth = session.info.get(_UNIT_DEPTH, 0)
-        session.info[_UNIT_DEPTH] = depth + 1
-        try:
-            result = function(session, *args, **kwargs)
-        except BaseException:
-            if depth == 0:
-                session.rollback()
-            raise
-        finally:
-            session.info[_UNIT_DEPTH] = depth
-        if depth == 0 and session.in_transaction():
-            session.commit()
-        return result
+        with transaction(session):
+            return function(session, *args, **kwargs)
 
     return wrapper
 

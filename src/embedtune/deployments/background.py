@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from embedtune.core.config import Settings
 from embedtune.core.periodic import PeriodicLoop
-from embedtune.deployments import exports, service
+from embedtune.deployments import exports, serving, waits
 from embedtune.deployments.inference import Inference
 
 
@@ -17,12 +17,12 @@ class DeploymentLoops:
             PeriodicLoop(
                 "embedtune-blue-refresh",
                 settings.blue_refresh_interval,
-                lambda: service.refresh_blue(inference),
+                lambda: serving.refresh_blue(inference),
             ),
             PeriodicLoop(
                 "embedtune-deploy-waits",
                 settings.reaper_interval,
-                lambda: service.decide_waiting(settings, inference),
+                lambda: waits.decide_waiting(settings, inference),
             ),
             # Its own thread: an export takes seconds to minutes and must delay nothing.
             PeriodicLoop(

@@ -12,7 +12,7 @@ import numpy.typing as npt
 from embedtune.core.errors import Unprocessable
 from embedtune.deployments.inference import Inference, InputTooLong, LoadedModel, ModelUnloaded
 from embedtune.deployments.schemas import EmbeddingsRequest
-from embedtune.deployments.service import resolve
+from embedtune.deployments.serving import resolve
 
 #: A request whose model is unloaded between lookup and submit looks it up again.
 MAX_RESOLVE_ATTEMPTS = 3

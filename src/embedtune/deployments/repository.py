@@ -18,7 +18,6 @@ from embedtune.deployments.tables import (
     DeploymentWait,
     ModelExport,
 )
-from embedtune.fine_tuning.tables import Task
 
 
 def _rowcount(session: Session, statement: Any) -> int:
@@ -107,16 +106,6 @@ def previous_blue(session: Session) -> Deployment | None:
     """The period before the current one."""
     query = select(Deployment).order_by(Deployment.id.desc()).offset(1).limit(1)
     return session.scalars(query).one_or_none()
-
-
-def set_task_deployment(session: Session, task_id: str, deployment: dict[str, Any]) -> None:
-    statement = (
-        update(Task)
-        .where(Task.id == task_id)
-        .values(deployment=deployment, updated_at=utcnow())
-        .execution_options(synchronize_session=False)
-    )
-    session.execute(statement)
 
 
 def insert_wait(session: Session, task_id: str, model_id: str, wait_until: datetime) -> None:

@@ -10,7 +10,7 @@ from fastapi.responses import JSONResponse
 from embedtune.core.config import SettingsDep
 from embedtune.core.db import SessionDep
 from embedtune.core.errors import error_responses
-from embedtune.deployments import embeddings, openai_compat, service
+from embedtune.deployments import embeddings, openai_compat, switches
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.schemas import (
     BlueUpdate,
@@ -88,7 +88,7 @@ def get_deployments(
 ) -> DeploymentsOut:
     """The blue model, the previous ones (latest first), the models in this process, and
     each model's serving engine and export status."""
-    return service.get_deployments(session, inference, settings)
+    return switches.get_deployments(session, inference, settings)
 
 
 @router.put(
@@ -99,10 +99,10 @@ def set_blue(
 ) -> DeploymentsOut:
     """Make a model live. It is loaded before it takes traffic; requests in flight finish
     on the old one. 409 ``deployment_in_progress`` while another deployment runs."""
-    return service.set_blue(session, inference, settings, body.model_id)
+    return switches.set_blue(session, inference, settings, body.model_id)
 
 
 @router.post("/deployments/rollback", response_model=DeploymentsOut, responses=error_responses(409))
 def rollback(session: SessionDep, inference: InferenceDep, settings: SettingsDep) -> DeploymentsOut:
     """Make the previous blue model live again (409 ``no_previous_blue`` if there is none)."""
-    return service.rollback(session, inference, settings)
+    return switches.rollback(session, inference, settings)

@@ -1,16 +1,14 @@
-"""Wire models: the OpenAI-compatible embeddings API, the deployments API, and the
-``deployment`` object of a fine-tuning task."""
+"""Wire models: the OpenAI-compatible embeddings API and the deployments API. The
+``deployment`` object of a fine-tuning task and its options are the task's own wire form
+(:mod:`embedtune.fine_tuning.schemas`)."""
 
 from __future__ import annotations
 
 from datetime import datetime
-from enum import StrEnum
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pydantic_core import PydanticCustomError
-
-from embedtune.training.metric_names import METRIC_NAMES
 
 #: The most texts (or token arrays) one request may embed: the OpenAI API's own limit.
 MAX_INPUTS = 2048
@@ -175,62 +173,6 @@ class BlueUpdate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     model_id: str = Field(min_length=1, max_length=255)
-
-
-class DeploymentStatus(StrEnum):
-    #: Recorded with the task's completion: the decision is under way.
-    pending = "pending"
-    deployed = "deployed"
-    skipped_not_better = "skipped_not_better"
-    waiting = "waiting"
-    conflict = "conflict"
-    failed = "failed"
-    #: The wait was ended by canceling the task.
-    canceled = "canceled"
-
-
-class TaskDeployment(BaseModel):
-    """What ``deploy_as_blue`` did with a completed task's model."""
-
-    model_config = ConfigDict(extra="allow")
-
-    status: DeploymentStatus
-    blue_before: str | None
-    blue_after: str | None
-    detail: str
-
-    @classmethod
-    def pending(cls) -> TaskDeployment:
-        """What a deploy_as_blue task says from the moment it reads ``completed``."""
-        return cls(
-            status=DeploymentStatus.pending,
-            blue_before=None,
-            blue_after=None,
-            detail="the model is being checked for deployment as blue",
-        )
-
-
-class DeployOptions(BaseModel):
-    """``metadata["deploy"]`` of a task."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    #: The quality gate: deploy only a model that beats blue on the task's held-out set.
-    require_improvement: bool = True
-    #: The held-out metric compared (one of the training's ``METRIC_NAMES``).
-    metric: str = "mrr@10"
-
-    @field_validator("metric")
-    @classmethod
-    def _known_metric(cls, value: str) -> str:
-        if value not in METRIC_NAMES:
-            raise ValueError(f"must be one of {', '.join(METRIC_NAMES)}")
-        return value
-
-    @classmethod
-    def from_metadata(cls, metadata: dict[str, Any]) -> DeployOptions:
-        """Raises ``pydantic.ValidationError`` on a bad ``metadata["deploy"]``."""
-        return cls.model_validate(metadata.get("deploy") or {})
 
 
 class OpenAIModel(BaseModel):

@@ -10,10 +10,10 @@ from fastapi.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
 from embedtune.batches.schemas import BatchOut
-from embedtune.core.db import SessionDep
+from embedtune.core.db import SessionDep, transaction
 from embedtune.core.errors import EmbedtuneError, Unprocessable, error_responses
 from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
-from embedtune.feedback import service
+from embedtune.feedback import ingest, service
 from embedtune.feedback.schemas import (
     BulkOut,
     ClickIn,
@@ -61,7 +61,7 @@ _BULK_SCHEMA: dict[str, Any] = {
 )
 def create_session(body: SessionIn, session: SessionDep, response: Response) -> SessionOut:
     """Store one search session; the same ``session_id`` and body again answers 200."""
-    stored, created = service.create_session(session, body)
+    stored, created = ingest.create_session(session, body)
     if not created:
         response.status_code = 200
     return stored
@@ -75,7 +75,7 @@ async def _bulk_from_form(request: Request, session: SessionDep) -> BulkOut:
             raise Unprocessable(
                 "multipart field 'file' (an NDJSON file) is required", code="validation_error"
             )
-        return await run_in_threadpool(service.ingest_ndjson, session, upload.file)
+        return await run_in_threadpool(ingest.ingest_ndjson, session, upload.file)
     finally:
         await form.close()
 
@@ -85,7 +85,7 @@ async def _bulk_from_body(request: Request, session: SessionDep) -> BulkOut:
         async for part in request.stream():
             spool.write(part)
         spool.seek(0)
-        return await run_in_threadpool(service.ingest_ndjson, session, spool)
+        return await run_in_threadpool(ingest.ingest_ndjson, session, spool)
 
 
 @router.post(
@@ -136,7 +136,8 @@ def get_session(session_id: str, session: SessionDep) -> SessionOut:
 )
 def add_click(session_id: str, body: ClickIn, session: SessionDep) -> SessionOut:
     """A click that came after the session; the same click twice is recorded once."""
-    return service.add_click(session, session_id, body.result_id)
+    with transaction(session):
+        return service.add_click(session, session_id, body.result_id)
 
 
 @router.put(
@@ -146,7 +147,8 @@ def add_click(session_id: str, body: ClickIn, session: SessionDep) -> SessionOut
 )
 def mark_irrelevant(session_id: str, session: SessionDep) -> SessionOut:
     """The user said nothing shown was relevant: the session gives no training pairs."""
-    return service.mark_irrelevant(session, session_id)
+    with transaction(session):
+        return service.mark_irrelevant(session, session_id)
 
 
 @router.get("", response_model=FeedbackSummary)

@@ -1,21 +1,15 @@
-"""The rules of search feedback: sessions stored once, clicks once, releases exactly once.
+"""The rules of search feedback: clicks once, reads, and releases exactly once (sessions
+are stored by :mod:`embedtune.feedback.ingest`).
 
-Functions marked ``unit_of_work`` own their session's transaction; ``release`` may also run
-inside a caller's (task creation), which then commits it with the task.
+Writes run in the caller's unit of work (the route's); ``release`` also runs in task creation,
+which then commits it with the task. Reads marked ``unit_of_work`` end their own read.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 from collections import defaultdict
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
-from itertools import islice
-from typing import Any
+from collections.abc import Iterator
 
-from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
@@ -24,237 +18,13 @@ from embedtune.core.db import unit_of_work, utcnow
 from embedtune.core.errors import InvalidState, NotFound, Unprocessable
 from embedtune.core.ids import new_id
 from embedtune.feedback import repository
-from embedtune.feedback.pairs import ShownSession, build_pairs, normalize_query
+from embedtune.feedback.pairs import ShownSession, build_pairs
 from embedtune.feedback.schemas import (
-    BulkOut,
     FeedbackSummary,
-    RejectedLine,
     ResultOut,
-    SessionIn,
     SessionOut,
 )
 from embedtune.feedback.tables import FeedbackSession
-
-MAX_METADATA_BYTES = 16 * 1024
-#: Lines of a bulk upload stored per transaction.
-BULK_CHUNK = 1_000
-_ACCEPTED, _DUPLICATE = "accepted", "duplicate"
-
-
-def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
-
-
-def _check_rules(body: SessionIn) -> str:
-    """The rules a session must keep besides its shape; returns the body's fingerprint
-    (SHA-256 of its canonical JSON). Raises Unprocessable."""
-    ids = [result.id for result in body.results]
-    if len(set(ids)) != len(ids):
-        duplicate = next(i for i in ids if ids.count(i) > 1)
-        raise Unprocessable(f"result {duplicate!r} is shown twice", code="duplicate_result")
-    if unknown := sorted(set(body.clicks) - set(ids)):
-        raise Unprocessable(
-            f"clicks name result(s) not shown: {', '.join(map(repr, unknown))}",
-            code="unknown_result",
-        )
-    metadata = "" if body.metadata is None else _compact(body.metadata)
-    if len(metadata.encode()) > MAX_METADATA_BYTES:
-        raise Unprocessable("metadata exceeds 16 KiB as compact JSON", code="metadata_too_large")
-    # Fields in model order, metadata keys sorted. JSON writes a NUL as \u0000.
-    canonical = body.model_dump_json(exclude={"metadata"}) + metadata
-    if "\\u0000" in canonical and _holds_nul(body):
-        raise Unprocessable("text must not contain NUL characters", code="validation_error")
-    return hashlib.sha256(canonical.encode()).hexdigest()
-
-
-def _strings(value: Any) -> Iterator[str]:
-    if isinstance(value, str):
-        yield value
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            yield key
-            yield from _strings(item)
-    elif isinstance(value, list):
-        for item in value:
-            yield from _strings(item)
-
-
-def _holds_nul(body: SessionIn) -> bool:
-    """Whether a text of ``body`` holds NUL (which PostgreSQL cannot store)."""
-    return any("\x00" in text for text in _strings(body.model_dump()))
-
-
-def _created_at(body: SessionIn, now: datetime) -> datetime:
-    if body.created_at is None:
-        return now
-    # A time without a zone is taken as UTC.
-    return body.created_at if body.created_at.tzinfo else body.created_at.replace(tzinfo=UTC)
-
-
-def _reused(session_id: str) -> Unprocessable:
-    return Unprocessable(
-        f"session {session_id!r} was already stored with a different body",
-        code="session_id_reused",
-    )
-
-
-def _session_row(body: SessionIn, fingerprint: str, now: datetime) -> dict[str, Any]:
-    ranks = {result.id: rank for rank, result in enumerate(body.results, start=1)}
-    clicked = [ranks[doc] for doc in dict.fromkeys(body.clicks)]
-    return {
-        "session_id": body.session_id,
-        "query": body.query,
-        "query_key": hashlib.sha256(normalize_query(body.query).encode()).hexdigest(),
-        "user_id": body.user_id,
-        "created_at": _created_at(body, now),
-        "received_at": now,
-        "metadata": body.metadata,
-        "fingerprint": fingerprint,
-        "num_results": len(body.results),
-        "num_clicks": len(clicked),
-        "first_click_rank": min(clicked, default=None),
-        "last_click_rank": max(clicked, default=None),
-        "irrelevant": False,
-        "release_id": None,
-    }
-
-
-@dataclass
-class _Chunk:
-    """The lines of one transaction and what became of each."""
-
-    items: list[tuple[int, SessionIn]]
-    outcome: dict[int, str | Unprocessable] = field(default_factory=dict)
-    #: The arrival time of the chunk's sessions.
-    now: datetime = field(default_factory=utcnow)
-
-
-def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
-    """Stores the chunk's new sessions; ``seen`` holds the document ids known so far."""
-    now = chunk.now
-    checked: list[tuple[int, SessionIn, str]] = []
-    for line, body in chunk.items:
-        try:
-            checked.append((line, body, _check_rules(body)))
-        except Unprocessable as exc:
-            chunk.outcome[line] = exc
-    stored = repository.fingerprints(session, [body.session_id for _, body, _ in checked])
-    textless = {r.id for _, body, _ in checked for r in body.results if r.text is None} - seen
-    seen |= repository.known_documents(session, sorted(textless)) if textless else set()
-    new: dict[str, tuple[int, SessionIn, str]] = {}
-    for line, body, fingerprint in checked:
-        earlier = stored.get(body.session_id)
-        if earlier is None and body.session_id in new:
-            earlier = new[body.session_id][2]
-        if earlier is not None:
-            chunk.outcome[line] = _DUPLICATE if earlier == fingerprint else _reused(body.session_id)
-            continue
-        if missing := [r.id for r in body.results if r.text is None and r.id not in seen]:
-            chunk.outcome[line] = Unprocessable(
-                f"result(s) {', '.join(map(repr, missing))} need a text the first time",
-                code="document_text_required",
-            )
-            continue
-        new[body.session_id] = (line, body, fingerprint)
-        seen.update(r.id for r in body.results if r.text is not None)
-    rows = [_session_row(body, fingerprint, now) for _, body, fingerprint in new.values()]
-    pks = repository.insert_sessions(session, rows)
-    raced = [sid for sid in new if sid not in pks]
-    for sid, fingerprint in repository.fingerprints(session, raced).items():
-        line, _, mine = new.pop(sid)
-        chunk.outcome[line] = _DUPLICATE if fingerprint == mine else _reused(sid)
-    _store_details(session, [(pks[b.session_id], b) for _, b, _ in new.values()], now)
-    chunk.outcome.update({line: _ACCEPTED for line, _, _ in new.values()})
-
-
-def _store_details(session: Session, stored: list[tuple[int, SessionIn]], now: datetime) -> None:
-    texts: dict[str, str] = {}
-    results: list[tuple[int, int, str]] = []
-    clicks: list[tuple[int, str, int, datetime]] = []
-    for pk, body in stored:
-        ranks: dict[str, int] = {}
-        for rank, result in enumerate(body.results, start=1):
-            ranks[result.id] = rank
-            results.append((pk, rank, result.id))
-            if result.text is not None:
-                texts[result.id] = result.text
-        created_at = _created_at(body, now)
-        clicks += [(pk, doc, ranks[doc], created_at) for doc in dict.fromkeys(body.clicks)]
-    repository.upsert_documents(session, texts, now)
-    repository.insert_results(session, results)
-    repository.insert_clicks(session, clicks)
-
-
-@unit_of_work
-def create_session(session: Session, body: SessionIn) -> tuple[SessionOut, bool]:
-    """Stores one session; ``(session, created)``. The same body again returns the stored
-    one. Raises Unprocessable (``session_id_reused``, ``unknown_result``,
-    ``duplicate_result``, ``document_text_required``, ``metadata_too_large``)."""
-    chunk = _Chunk([(1, body)])
-    _store_chunk(session, chunk, set())
-    outcome = chunk.outcome[1]
-    if isinstance(outcome, Unprocessable):
-        raise outcome
-    session.commit()
-    if outcome == _DUPLICATE:
-        return get_session(session, body.session_id), False
-    # Answered as stored, without reading it back.
-    return SessionOut(
-        session_id=body.session_id,
-        query=body.query,
-        results=[ResultOut(id=r.id, rank=rank) for rank, r in enumerate(body.results, start=1)],
-        clicks=list(dict.fromkeys(body.clicks)),
-        irrelevant=False,
-        user_id=body.user_id,
-        created_at=_created_at(body, chunk.now),
-        received_at=chunk.now,
-        metadata=body.metadata,
-        release_id=None,
-    ), True
-
-
-def _lines(file: Iterable[bytes]) -> Iterator[tuple[int, SessionIn | str]]:
-    for number, raw in enumerate(file, start=1):
-        try:
-            text = raw.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            yield number, f"not UTF-8 ({exc.reason})"
-            continue
-        if not text.strip():
-            continue
-        try:
-            yield number, SessionIn.model_validate_json(text)
-        except ValidationError as exc:
-            yield (
-                number,
-                "; ".join(
-                    f"{'.'.join(map(str, e['loc'])) or 'line'}: {e['msg']}" for e in exc.errors()
-                ),
-            )
-
-
-@unit_of_work
-def ingest_ndjson(session: Session, file: Iterable[bytes]) -> BulkOut:
-    """Stores the good lines of an NDJSON upload, one transaction per chunk, and lists the
-    bad ones. A replay stores nothing twice: its lines are duplicates."""
-    answer = BulkOut(accepted=0, duplicates=0, rejected=[])
-    seen: set[str] = set()
-    lines = _lines(file)
-    while block := list(islice(lines, BULK_CHUNK)):
-        chunk = _Chunk([(n, body) for n, body in block if isinstance(body, SessionIn)])
-        chunk.outcome.update(
-            {n: Unprocessable(str(body)) for n, body in block if isinstance(body, str)}
-        )
-        _store_chunk(session, chunk, seen)
-        session.commit()
-        for line, outcome in sorted(chunk.outcome.items()):
-            if isinstance(outcome, Unprocessable):
-                answer.rejected.append(RejectedLine(line=line, detail=outcome.detail))
-            elif outcome == _ACCEPTED:
-                answer.accepted += 1
-            else:
-                answer.duplicates += 1
-    return answer
 
 
 def _locked(session: Session, session_id: str) -> int:
@@ -269,7 +39,6 @@ def _locked(session: Session, session_id: str) -> int:
     return int(row.pk)
 
 
-@unit_of_work
 def add_click(session: Session, session_id: str, result_id: str) -> SessionOut:
     """Records a later click (once). Raises NotFound (``session_not_found``), Unprocessable
     (``unknown_result``), InvalidState (``session_released``)."""
@@ -280,16 +49,13 @@ def add_click(session: Session, session_id: str, result_id: str) -> SessionOut:
             f"session {session_id!r} did not show {result_id!r}", code="unknown_result"
         )
     repository.add_click(session, pk, result_id, rank, utcnow())
-    session.commit()
     return get_session(session, session_id)
 
 
-@unit_of_work
 def mark_irrelevant(session: Session, session_id: str) -> SessionOut:
     """The user said nothing shown was relevant: the session gives no pairs. Raises
     NotFound (``session_not_found``), InvalidState (``session_released``)."""
     repository.mark_irrelevant(session, _locked(session, session_id))
-    session.commit()
     return get_session(session, session_id)
 
 

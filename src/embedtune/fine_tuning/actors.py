@@ -8,7 +8,8 @@ from dramatiq_abort import Abortable, abort, abort_requested
 
 from embedtune.core.config import Settings
 from embedtune.core.queue import ShutdownSignal, middleware_of
-from embedtune.fine_tuning.execution import run_task_message
+from embedtune.fine_tuning.execution import RunContext, run_task_message
+from embedtune.fine_tuning.ports import Deployer
 
 #: Training may not start from a message older than this (the reaper re-sends live tasks).
 MESSAGE_MAX_AGE_MS = 7 * 24 * 3600 * 1000
@@ -19,7 +20,7 @@ ABORT_GRACE_MS = 10_000
 class FineTuningQueue:
     """Declares ``train_task`` on ``broker`` and sends to it (a ``Dispatcher``)."""
 
-    def __init__(self, broker: dramatiq.Broker, settings: Settings) -> None:
+    def __init__(self, broker: dramatiq.Broker, settings: Settings, deployer: Deployer) -> None:
         self.broker = broker
         self._abortable = middleware_of(broker, Abortable)
         shutting_down = middleware_of(broker, ShutdownSignal).stopping
@@ -28,13 +29,16 @@ class FineTuningQueue:
             message = CurrentMessage.get_current_message()
             run_id = message.message_id if message is not None else message_id
             run_task_message(
-                task_id,
-                message_id,
-                run_id,
-                settings,
-                self,
-                shutting_down,
-                lambda: abort_requested(middleware=self._abortable) is not None,
+                RunContext(
+                    task_id=task_id,
+                    message_id=message_id,
+                    run_id=run_id,
+                    settings=settings,
+                    dispatcher=self,
+                    deployer=deployer,
+                    shutting_down=shutting_down,
+                    abort_requested=lambda: abort_requested(middleware=self._abortable) is not None,
+                )
             )
 
         # Retries are ours (EMBEDTUNE_MAX_ATTEMPTS, recorded on the row), not the broker's;

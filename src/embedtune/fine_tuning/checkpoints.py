@@ -19,6 +19,7 @@ from embedtune.core.ids import new_id
 from embedtune.fine_tuning import service
 from embedtune.fine_tuning.schemas import CheckpointOut
 from embedtune.models import repository as models_repository
+from embedtune.models import service as models
 from embedtune.models.tables import EmbeddingModel
 from embedtune.training.plugin import TrainingResult
 
@@ -76,15 +77,15 @@ def register_checkpoint(session: Session, task_id: str, name: str) -> EmbeddingM
     base_model = models_repository.get(session, task.embedding_model_id)
     model_id = new_id("ftm-")
     path = artifacts.store_model(artifacts.local_model_dir(entry["path"]), model_id)
-    model = models_repository.register_trained(
+    model = models.register_fine_tuned(
         session,
         model_id=model_id,
-        name=f"{task.embedding_model_id} fine-tuned by {task.id} ({name})",
         path=path,
         plugin=base_model.plugin if base_model is not None else "sentence-transformers",
         parent_id=task.embedding_model_id,
         task_id=task.id,
         metrics={"before": metrics.get("before"), "after": entry["metrics"], "checkpoint": name},
+        checkpoint=name,
     )
     session.commit()
     return model

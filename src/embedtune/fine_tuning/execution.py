@@ -9,22 +9,22 @@ import socket
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from embedtune.batches import service as batches
 from embedtune.core import artifacts, telemetry
 from embedtune.core.config import Settings
-from embedtune.core.db import new_session
+from embedtune.core.db import new_session, transaction
 from embedtune.core.ids import new_id
 from embedtune.core.queue import Dispatcher
-from embedtune.deployments import service as deployments
-from embedtune.fine_tuning import checkpoints, repository, service
+from embedtune.fine_tuning import checkpoints, running
+from embedtune.fine_tuning.ports import Deployer
 from embedtune.fine_tuning.progress import PROGRESS_INTERVAL_S, ProgressJournal
-from embedtune.fine_tuning.states import EventKind
+from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task
 from embedtune.fine_tuning.task_spec import task_spec
-from embedtune.models import repository as models_repository
 from embedtune.models import service as models
 from embedtune.training.plugin import (
     BatchSpec,
@@ -45,23 +45,30 @@ def worker_id() -> str:
     return f"{socket.gethostname()}:{os.getpid()}:{threading.get_ident()}"
 
 
+@dataclass(frozen=True)
+class RunContext:
+    """One message's run: which it is, and what the worker process lends it."""
+
+    task_id: str
+    message_id: str
+    #: The broker's id of this delivery: what a cancel aborts.
+    run_id: str
+    settings: Settings
+    dispatcher: Dispatcher
+    deployer: Deployer
+    shutting_down: threading.Event
+    abort_requested: Callable[[], bool]
+
+
 class TaskReport:
     """The plugin's ``report``: progress in memory, written (row and stream events, at a
     bounded rate) by a monitor thread that also heartbeats and notices when the task stops
     being this worker's (canceled, recovered)."""
 
-    def __init__(
-        self,
-        task: Task,
-        settings: Settings,
-        shutting_down: threading.Event,
-        abort_requested: Callable[[], bool],
-    ) -> None:
+    def __init__(self, task: Task, context: RunContext) -> None:
         self._task_id = task.id
         self._message_id = task.message_id
-        self._settings = settings
-        self._shutting_down = shutting_down
-        self._abort_requested = abort_requested
+        self._context = context
         self._work_dir = artifacts.task_work_dir(task.id)
         self._journal = ProgressJournal()
         self._steps = telemetry.StepTimer()
@@ -116,7 +123,11 @@ class TaskReport:
         )
 
     def should_stop(self) -> bool:
-        return self._lost.is_set() or self._shutting_down.is_set() or self._abort_requested()
+        return (
+            self._lost.is_set()
+            or self._context.shutting_down.is_set()
+            or self._context.abort_requested()
+        )
 
     def __enter__(self) -> TaskReport:
         presence.task_started(self._task_id)
@@ -135,29 +146,25 @@ class TaskReport:
 
     def _beat(self) -> None:
         progress, state, events = self._journal.take()
-        with new_session(writer=True) as session:
-            alive = repository.heartbeat(session, self._task_id, self._message_id, progress, state)
-            if alive:
-                for kind, detail in events:
-                    repository.add_event(session, self._task_id, kind, **detail)
-            session.commit()
+        with new_session(writer=True) as session, transaction(session):
+            alive = running.heartbeat(
+                session, self._task_id, self._message_id, progress, state, events
+            )
         if not alive:
             logger.info("task_id=%s is no longer ours to run; stopping", self._task_id)
             self._lost.set()
 
     def _still_ours(self) -> bool:
         with new_session() as session:
-            task = repository.get(session, self._task_id)
-        return (
-            task is not None and task.status == "processing" and task.message_id == self._message_id
-        )
+            return running.is_running(session, self._task_id, self._message_id)
 
     def _run_monitor(self) -> None:
         last_beat = last_check = 0.0
+        beat_every = self._context.settings.heartbeat_interval
         while not self._done.wait(PROGRESS_INTERVAL_S):
             try:
                 now = time.monotonic()
-                if self._journal.due() or now - last_beat >= self._settings.heartbeat_interval:
+                if self._journal.due() or now - last_beat >= beat_every:
                     self._beat()  # progress events and the heartbeat, in one transaction
                     last_beat = last_check = now
                 elif now - last_check >= STOP_POLL_INTERVAL_S:
@@ -192,64 +199,51 @@ def _train(task: Task, report: TaskReport, settings: Settings) -> tuple[Training
 
 
 def _record_success(
-    task: Task, result: TrainingResult, base_model_id: str, plugin: str, settings: Settings
+    task: Task, result: TrainingResult, base_model_id: str, plugin: str, context: RunContext
 ) -> bool:
     model_id = new_id("ftm-")
     path = artifacts.store_model(result.model_dir, model_id)
     metrics = checkpoints.store(task.id, result)
-    url = f"{settings.base_url}/models/{model_id}/download"
-    with new_session(writer=True) as session:
-        models_repository.register_trained(
+    url = f"{context.settings.base_url}/models/{model_id}/download"
+    with new_session(writer=True) as session, transaction(session):
+        models.register_fine_tuned(
             session,
             model_id=model_id,
-            name=f"{base_model_id} fine-tuned by {task.id}",
             path=path,
             plugin=plugin,
             parent_id=base_model_id,
             task_id=task.id,
             metrics=metrics,
         )
-        completed = service.complete_task(session, task, model_id, url, metrics)
+        completed = running.complete_task(session, task, model_id, url, metrics)
+        if not completed:
+            session.rollback()  # the model registration goes with it
     if completed:
         # After the completion commit: a failed deployment never fails the task.
-        deployments.deploy_completed_task(task.id, settings)
+        context.deployer.after_completion(task.id)
         return True
     artifacts.remove_model(model_id)
     checkpoints.remove(task.id, result)
     return False
 
 
-def run_task_message(
-    task_id: str,
-    message_id: str,
-    run_id: str,
-    settings: Settings,
-    dispatcher: Dispatcher,
-    shutting_down: threading.Event,
-    abort_requested: Callable[[], bool],
-) -> None:
+def run_task_message(context: RunContext) -> None:
     """Claims the task for this message and trains it; every outcome is recorded."""
-    with new_session(writer=True) as session:
-        task = service.claim_task(session, task_id, message_id, worker_id(), run_id)
+    task_id = context.task_id
+    with new_session(writer=True) as session, transaction(session):
+        task = running.claim_task(session, task_id, context.message_id, worker_id(), context.run_id)
     if task is None:
         return
     logger.info("training task_id=%s attempt=%d", task_id, task.attempts)
     try:
-        with TaskReport(task, settings, shutting_down, abort_requested) as report:
+        with TaskReport(task, context) as report:
             try:
-                result, base_model_id, plugin = _train(task, report, settings)
+                result, base_model_id, plugin = _train(task, report, context.settings)
             except TrainingStopped:
-                _after_stop(task, report, shutting_down, dispatcher)
+                _after_stop(task, report, context)
                 return
             except PluginError as exc:
-                _fail(
-                    task,
-                    exc.code,
-                    exc.message,
-                    retryable=False,
-                    settings=settings,
-                    dispatcher=dispatcher,
-                )
+                _fail(task, exc.code, exc.message, retryable=False, context=context)
                 return
             except Exception as exc:
                 logger.exception("training of task_id=%s failed", task_id)
@@ -258,11 +252,10 @@ def run_task_message(
                     "training_error",
                     f"{type(exc).__name__}: {exc}",
                     retryable=True,
-                    settings=settings,
-                    dispatcher=dispatcher,
+                    context=context,
                 )
                 return
-        if _record_success(task, result, base_model_id, plugin, settings):
+        if _record_success(task, result, base_model_id, plugin, context):
             artifacts.remove_task_work_dir(task_id)
             logger.info("task_id=%s completed", task_id)
         else:
@@ -273,39 +266,29 @@ def run_task_message(
         gc.collect()
 
 
-def _after_stop(
-    task: Task, report: TaskReport, shutting_down: threading.Event, dispatcher: Dispatcher
-) -> None:
-    if shutting_down.is_set() and not report.canceled_or_lost:
-        with new_session(writer=True) as session:
-            if service.return_task(session, task, "worker_shutdown", dispatcher):
+def _after_stop(task: Task, report: TaskReport, context: RunContext) -> None:
+    if context.shutting_down.is_set() and not report.canceled_or_lost:
+        with new_session(writer=True) as session, transaction(session):
+            if running.return_task(session, task, "worker_shutdown", context.dispatcher):
                 logger.info("task_id=%s returned to pending: worker shutting down", task.id)
                 return
     with new_session() as session:
-        current = repository.get(session, task.id)
+        status = running.status_of(session, task.id)
     # A task recovered by another worker keeps its checkpoints; a canceled one needs none.
-    if current is not None and current.status == "canceled":
+    if status == TaskStatus.canceled:
         artifacts.remove_task_work_dir(task.id)
     logger.info("task_id=%s stopped", task.id)
 
 
-def _fail(
-    task: Task,
-    code: str,
-    message: str,
-    *,
-    retryable: bool,
-    settings: Settings,
-    dispatcher: Dispatcher,
-) -> None:
-    with new_session(writer=True) as session:
-        outcome = service.fail_or_retry(
+def _fail(task: Task, code: str, message: str, *, retryable: bool, context: RunContext) -> None:
+    with new_session(writer=True) as session, transaction(session):
+        outcome = running.fail_or_retry(
             session,
             task,
             code,
             message,
             retryable=retryable,
-            max_attempts=settings.max_attempts,
-            dispatcher=dispatcher,
+            max_attempts=context.settings.max_attempts,
+            dispatcher=context.dispatcher,
         )
     logger.info("task_id=%s failed with %s; now %s", task.id, code, outcome)

@@ -1,4 +1,4 @@
-"""Every query of the fine-tuning feature. Each status change is one guarded UPDATE."""
+"""Every query of the fine-tuning feature but its guarded updates (see ``transitions``)."""
 
 from __future__ import annotations
 
@@ -8,27 +8,21 @@ from typing import Any, cast
 
 from sqlalchemy import (
     ColumnElement,
-    CursorResult,
     Table,
     bindparam,
-    case,
     func,
-    insert,
     inspect,
     or_,
     select,
     union_all,
-    update,
 )
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
 from embedtune.batches.tables import Batch
-from embedtune.core.db import utcnow
 from embedtune.fine_tuning import counters, journal
 from embedtune.fine_tuning.states import (
-    CANCELABLE,
-    CLAIMABLE,
-    RESTARTABLE,
     EventKind,
     TaskStatus,
 )
@@ -44,7 +38,14 @@ def get_by_idempotency_key(session: Session, key: str) -> Task | None:
     return session.scalars(select(Task).where(Task.idempotency_key == key)).one_or_none()
 
 
-_INSERT_TASK = insert(cast(Table, Task.__table__))
+_TASK_TABLE = cast(Table, Task.__table__)
+#: ``INSERT … ON CONFLICT (idempotency_key) DO NOTHING RETURNING id``, per dialect.
+_INSERT_TASK = {
+    dialect: insert_of(_TASK_TABLE)
+    .on_conflict_do_nothing(index_elements=["idempotency_key"])
+    .returning(_TASK_TABLE.c.id)
+    for dialect, insert_of in (("postgresql", postgresql_insert), ("sqlite", sqlite_insert))
+}
 _REFERENCES = select(
     select(EmbeddingModel.plugin)
     .where(EmbeddingModel.id == bindparam("model_id"))
@@ -76,10 +77,10 @@ _TASK_COLUMNS = tuple(
 
 def insert_new(
     session: Session, task: Task, first_events: Sequence[tuple[EventKind, dict[str, Any]]]
-) -> None:
+) -> bool:
     """INSERTs ``task`` (the columns set on it); its first events, stamped with its
-    ``created_at``, are written at commit (see ``journal``). A duplicate idempotency key
-    raises ``IntegrityError`` here.
+    ``created_at``, are written at commit (see ``journal``). False, with nothing written,
+    when a task with its idempotency key exists (``ON CONFLICT DO NOTHING``).
 
     Core statements on the session's connection, not a flush: creation is the API's
     busiest write, and a unit-of-work flush costs about twice the INSERTs. So ``task``
@@ -92,9 +93,12 @@ def insert_new(
         for attribute, column in _TASK_COLUMNS
         if (value := getattr(task, attribute)) is not None
     }
-    connection.execute(_INSERT_TASK, row)
+    inserted = connection.execute(_INSERT_TASK[connection.dialect.name], row).first()
+    if inserted is None:
+        return False
     for kind, detail in first_events:
         journal.record(session, task.id, kind, detail, task.created_at)
+    return True
 
 
 NEWEST_FIRST = (Task.created_at.desc(), Task.id.desc())
@@ -145,195 +149,6 @@ def count(session: Session, statuses: Sequence[TaskStatus]) -> int:
 def counts_by_status(session: Session) -> dict[str, int]:
     rows = session.execute(select(TaskStatusCount.status, TaskStatusCount.count))
     return {status: int(n) for status, n in rows}
-
-
-def _guarded_update(session: Session, task_id: str, *guards: Any, **values: Any) -> bool:
-    """``UPDATE … WHERE id = :id AND <guards>``; False when no row matched."""
-    values.setdefault("updated_at", utcnow())
-    statement = (
-        update(Task)
-        .where(Task.id == task_id, *guards)
-        .values(**values)
-        .execution_options(synchronize_session=False)
-    )
-    result = cast(CursorResult[Any], session.execute(statement))
-    return result.rowcount == 1
-
-
-def mark_dispatched(session: Session, task_id: str, message_id: str) -> bool:
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.pending.value,
-        Task.message_id == message_id,
-        dispatched_at=utcnow(),
-    )
-
-
-def clear_dispatched(session: Session, task_id: str, message_id: str) -> bool:
-    """The send failed: no dispatch time, so the reaper sends it at its next pass."""
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.pending.value,
-        Task.message_id == message_id,
-        dispatched_at=None,
-    )
-
-
-def claim(session: Session, task_id: str, message_id: str, worker_id: str, run_id: str) -> bool:
-    """pending → processing, only for the task's current message."""
-    now = utcnow()
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status.in_([s.value for s in CLAIMABLE]),
-        Task.message_id == message_id,
-        status=TaskStatus.processing.value,
-        attempts=Task.attempts + 1,
-        worker_id=worker_id,
-        run_id=run_id,
-        started_at=now,
-        heartbeat_at=now,
-        abort_requested=False,
-    )
-
-
-def heartbeat(
-    session: Session,
-    task_id: str,
-    message_id: str,
-    progress: float | None,
-    training_state: dict[str, Any] | None,
-) -> bool:
-    """Records liveness (and progress); False once the task is no longer ours to run."""
-    values: dict[str, Any] = {"heartbeat_at": utcnow()}
-    if progress is not None:
-        values["progress"] = progress
-    if training_state is not None:
-        values["training_state"] = training_state
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.processing.value,
-        Task.message_id == message_id,
-        **values,
-    )
-
-
-def complete(
-    session: Session,
-    task_id: str,
-    message_id: str,
-    best_model_id: str,
-    best_model_url: str,
-    metrics: dict[str, Any],
-    deployment: dict[str, Any] | None = None,
-) -> bool:
-    """processing → completed; ``deployment`` is the deploy_as_blue state it starts with."""
-    now = utcnow()
-    values: dict[str, Any] = {} if deployment is None else {"deployment": deployment}
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.processing.value,
-        Task.message_id == message_id,
-        **values,
-        status=TaskStatus.completed.value,
-        best_model_id=best_model_id,
-        best_model_url=best_model_url,
-        metrics=metrics,
-        progress=1.0,
-        finished_at=now,
-        heartbeat_at=now,
-    )
-
-
-def fail(session: Session, task_id: str, message_id: str, error: dict[str, str]) -> bool:
-    now = utcnow()
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.processing.value,
-        Task.message_id == message_id,
-        status=TaskStatus.failed.value,
-        error=error,
-        finished_at=now,
-    )
-
-
-def return_to_pending(
-    session: Session, task_id: str, message_id: str, new_message_id: str, *, refund_attempt: bool
-) -> bool:
-    """processing → pending for another worker (shutdown or recovery), with a new message."""
-    values: dict[str, Any] = {}
-    if refund_attempt:
-        values["attempts"] = Task.attempts - 1
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status == TaskStatus.processing.value,
-        Task.message_id == message_id,
-        status=TaskStatus.pending.value,
-        message_id=new_message_id,
-        dispatched_at=None,
-        worker_id=None,
-        heartbeat_at=None,
-        **values,
-    )
-
-
-def cancel(session: Session, task_id: str) -> tuple[TaskStatus, str | None] | None:
-    """pending/processing → canceled in one statement; returns the status it had and the
-    run id to abort (None unless it was processing), or None if it was neither.
-
-    The SET expressions read the row as the update found it, so ``abort_requested`` says
-    whether it was processing at that instant, with nothing read before the update.
-    """
-    was_processing = Task.status == TaskStatus.processing.value
-    statement = (
-        update(Task)
-        .where(Task.id == task_id, Task.status.in_([s.value for s in CANCELABLE]))
-        .values(
-            status=TaskStatus.canceled.value,
-            abort_requested=case((was_processing, True), else_=False),
-            finished_at=utcnow(),
-            updated_at=utcnow(),
-        )
-        .returning(Task.abort_requested, Task.run_id)
-        .execution_options(synchronize_session=False)
-    )
-    row = session.execute(statement).one_or_none()
-    if row is None:
-        return None
-    was_running, run_id = bool(row[0]), row[1]
-    if was_running:
-        return TaskStatus.processing, run_id
-    return TaskStatus.pending, None
-
-
-def restart(session: Session, task_id: str, new_message_id: str) -> bool:
-    return _guarded_update(
-        session,
-        task_id,
-        Task.status.in_([s.value for s in RESTARTABLE]),
-        status=TaskStatus.pending.value,
-        message_id=new_message_id,
-        best_model_id=None,
-        best_model_url=None,
-        metrics=None,
-        error=None,
-        progress=0.0,
-        training_state=None,
-        attempts=0,
-        abort_requested=False,
-        worker_id=None,
-        run_id=None,
-        dispatched_at=utcnow(),
-        heartbeat_at=None,
-        started_at=None,
-        finished_at=None,
-    )
 
 
 def list_stale_processing(session: Session, heartbeat_before: datetime) -> list[Task]:

@@ -9,12 +9,13 @@ from fastapi.concurrency import run_in_threadpool
 from sqlalchemy.orm import Session
 
 from embedtune.core.config import Settings, SettingsDep
-from embedtune.core.db import SessionDep
+from embedtune.core.db import SessionDep, transaction, unit_of_work
 from embedtune.core.errors import error_responses
 from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.core.path_params import ShortId
 from embedtune.core.queue import Dispatcher
 from embedtune.fine_tuning import checkpoints, estimates, service
+from embedtune.fine_tuning.ports import Deployer
 from embedtune.fine_tuning.schemas import (
     CheckpointOut,
     TaskCreate,
@@ -38,6 +39,14 @@ async def _dispatcher(request: Request) -> Dispatcher:
 DispatcherDep = Annotated[Dispatcher, Depends(_dispatcher)]
 
 
+async def _deployer(request: Request) -> Deployer:
+    deployer: Deployer = request.app.state.deployer
+    return deployer
+
+
+DeployerDep = Annotated[Deployer, Depends(_deployer)]
+
+
 @router.post(
     "/task",
     status_code=201,
@@ -58,7 +67,7 @@ async def create_task(
     # The busiest route: async, with only the service on a worker thread. A sync endpoint
     # would hop to the threadpool again to validate its response.
     task, created = await run_in_threadpool(
-        service.create_task, session, body, idempotency_key, dispatcher
+        unit_of_work(service.create_task), session, body, idempotency_key, dispatcher
     )
     response.headers["Location"] = f"/fine-tuning/task/{task.id}"
     if not created:
@@ -104,15 +113,21 @@ def _with_estimates(session: Session, tasks: list[Task], settings: Settings) -> 
 
 
 @router.put("/task/{task_id}/cancel", response_model=TaskOut, responses=error_responses(404, 409))
-def cancel_task(task_id: ShortId, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
+def cancel_task(
+    task_id: ShortId, session: SessionDep, dispatcher: DispatcherDep, deployer: DeployerDep
+) -> TaskOut:
     """Cancel a pending or processing task; a canceled one is returned unchanged."""
-    return TaskOut.model_validate(service.cancel_task(session, task_id, dispatcher))
+    with transaction(session):
+        task = service.cancel_task(session, task_id, dispatcher, deployer)
+    return TaskOut.model_validate(task)
 
 
 @router.put("/task/{task_id}/restart", response_model=TaskOut, responses=error_responses(404, 409))
 def restart_task(task_id: ShortId, session: SessionDep, dispatcher: DispatcherDep) -> TaskOut:
     """Run a failed, canceled or stuck pending task again, from scratch."""
-    return TaskOut.model_validate(service.restart_task(session, task_id, dispatcher))
+    with transaction(session):
+        task = service.restart_task(session, task_id, dispatcher)
+    return TaskOut.model_validate(task)
 
 
 @router.get(

@@ -1,13 +1,14 @@
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, field_validator
 
 from embedtune.core.wire import StoredObject
-from embedtune.deployments.schemas import DeployOptions, TaskDeployment
 from embedtune.fine_tuning.states import TaskStatus
+from embedtune.training.metric_names import METRIC_NAMES
 from embedtune.training.options import TrainingOptions
 
 
@@ -26,6 +27,62 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
 
     resolved: dict[str, Any] = resolve(schema)
     return resolved
+
+
+class DeploymentStatus(StrEnum):
+    #: Recorded with the task's completion: the decision is under way.
+    pending = "pending"
+    deployed = "deployed"
+    skipped_not_better = "skipped_not_better"
+    waiting = "waiting"
+    conflict = "conflict"
+    failed = "failed"
+    #: The wait was ended by canceling the task.
+    canceled = "canceled"
+
+
+class TaskDeployment(BaseModel):
+    """What ``deploy_as_blue`` did with a completed task's model."""
+
+    model_config = ConfigDict(extra="allow")
+
+    status: DeploymentStatus
+    blue_before: str | None
+    blue_after: str | None
+    detail: str
+
+    @classmethod
+    def pending(cls) -> TaskDeployment:
+        """What a deploy_as_blue task says from the moment it reads ``completed``."""
+        return cls(
+            status=DeploymentStatus.pending,
+            blue_before=None,
+            blue_after=None,
+            detail="the model is being checked for deployment as blue",
+        )
+
+
+class DeployOptions(BaseModel):
+    """``metadata["deploy"]`` of a task."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    #: The quality gate: deploy only a model that beats blue on the task's held-out set.
+    require_improvement: bool = True
+    #: The held-out metric compared (one of the training's ``METRIC_NAMES``).
+    metric: str = "mrr@10"
+
+    @field_validator("metric")
+    @classmethod
+    def _known_metric(cls, value: str) -> str:
+        if value not in METRIC_NAMES:
+            raise ValueError(f"must be one of {', '.join(METRIC_NAMES)}")
+        return value
+
+    @classmethod
+    def from_metadata(cls, metadata: dict[str, Any]) -> DeployOptions:
+        """Raises ``pydantic.ValidationError`` on a bad ``metadata["deploy"]``."""
+        return cls.model_validate(metadata.get("deploy") or {})
 
 
 #: The OpenAPI schema of a task's ``metadata``: free-form, but ``training`` and ``deploy``

@@ -1,6 +1,8 @@
 """The rules of fine-tuning tasks: creation exactly once, and every state transition.
 
-Functions that take a session own its unit of work: they commit, then talk to the queue.
+No function here commits: each works in its caller's unit of work (a route's, a worker's
+run, a reaper's pass; see ``db.transaction``), and what it asks of the queue is sent after
+that commits (``db.after_commit``).
 """
 
 from __future__ import annotations
@@ -9,21 +11,20 @@ import hashlib
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
-from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.db import after_commit, unit_of_work, utcnow
 from embedtune.core.errors import IdempotencyKeyReused, InvalidState, NotFound, Unprocessable
 from embedtune.core.ids import new_id
 from embedtune.core.queue import Dispatcher
-from embedtune.deployments import service as deployments
-from embedtune.deployments.schemas import TaskDeployment
 from embedtune.feedback import service as feedback
-from embedtune.fine_tuning import repository
+from embedtune.fine_tuning import repository, transitions
+from embedtune.fine_tuning.ports import Deployer
 from embedtune.fine_tuning.schemas import TaskCreate
 from embedtune.fine_tuning.states import EventKind, TaskStatus
 from embedtune.fine_tuning.tables import Task, TaskEvent
@@ -73,7 +74,6 @@ def _replay(task: Task, fingerprint: str) -> Task:
     return task
 
 
-@unit_of_work
 def create_task(
     session: Session, request: TaskCreate, header_key: str | None, dispatcher: Dispatcher
 ) -> tuple[Task, bool]:
@@ -133,34 +133,60 @@ def create_task(
         (EventKind.created, {}),
         (EventKind.dispatched, {"message_id": task.message_id}),
     ]
-    try:
-        repository.insert_new(session, task, first_events)
-        session.commit()
-    except IntegrityError:
-        session.rollback()
+    if not repository.insert_new(session, task, first_events):
+        # A create with the same key committed since the lookup above.
         existing = repository.get_by_idempotency_key(session, key) if key is not None else None
-        if existing is None:
-            raise
+        assert existing is not None  # only the idempotency key's conflict is skipped
         return _replay(existing, fingerprint), False
     send_after_commit(session, task.id, task.message_id, dispatcher)
     return task, True
 
 
+@dataclass
+class Send:
+    """The send of a task's message, once the unit of work that asked for it commits.
+
+    ``sent`` is None until then, False if the broker refused it: the task then stays stored
+    with no dispatch time (recorded in a unit of its own), and the reaper sends it again.
+    """
+
+    task_id: str
+    message_id: str
+    dispatcher: Dispatcher
+    sent: bool | None = None
+
+    def __call__(self, session: Session) -> None:
+        try:
+            self.dispatcher.dispatch(self.task_id, self.message_id)
+        except Exception as exc:
+            logger.warning("dispatch of task_id=%s failed, will retry: %s", self.task_id, exc)
+            self.sent = False
+            if transitions.clear_dispatched(session, self.task_id, self.message_id):
+                repository.record_dispatch_failure(session, self.task_id, str(exc))
+            return
+        self.sent = True
+
+
 def send_after_commit(
     session: Session, task_id: str, message_id: str, dispatcher: Dispatcher
-) -> bool:
-    """Sends the committed task's message; False if the broker refused it. Then the task
-    stays stored with no dispatch time, and the reaper sends it again later."""
-    try:
-        dispatcher.dispatch(task_id, message_id)
-    except Exception as exc:
-        logger.warning("dispatch of task_id=%s failed, will retry: %s", task_id, exc)
-        session.rollback()
-        if repository.clear_dispatched(session, task_id, message_id):
-            repository.record_dispatch_failure(session, task_id, str(exc))
-        session.commit()
-        return False
-    return True
+) -> Send:
+    """Sends the task's message after the caller's unit of work commits."""
+    send = Send(task_id, message_id, dispatcher)
+    after_commit(session, send)
+    return send
+
+
+def _abort_after_commit(
+    session: Session, task_id: str, run_id: str, dispatcher: Dispatcher
+) -> None:
+    def abort(_: Session) -> None:
+        try:
+            dispatcher.abort(run_id)
+        except Exception as exc:
+            # The worker also polls the row, so a lost signal only delays the stop.
+            logger.warning("abort signal for task_id=%s failed: %s", task_id, exc)
+
+    after_commit(session, abort)
 
 
 @unit_of_work
@@ -188,213 +214,54 @@ def list_events(session: Session, task_id: str) -> list[TaskEvent]:
     return repository.list_events(session, task_id)
 
 
-@unit_of_work
-def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
+def cancel_task(session: Session, task_id: str, dispatcher: Dispatcher, deployer: Deployer) -> Task:
     """pending/processing → canceled; canceled stays; a completed task whose deployment
     waits (wait_on_conflict) stays completed and its wait ends. Raises NotFound, InvalidState."""
     task = get_task(session, task_id)
     if task.status == TaskStatus.canceled:
         return task
-    if task.status == TaskStatus.completed and deployments.cancel_wait(session, task_id):
+    if task.status == TaskStatus.completed and deployer.end_wait(session, task_id):
         return get_task(session, task_id)
-    canceled = repository.cancel(session, task_id)
+    canceled = transitions.cancel(session, task_id)
     if canceled is None:
-        session.rollback()
         task = get_task(session, task_id)
         if task.status == TaskStatus.canceled:
             return task
         raise InvalidState(f"task {task_id!r} is {task.status} and cannot be canceled")
-    previous_status, run_id = canceled
-    repository.add_event(
-        session, task_id, EventKind.canceled, previous_status=previous_status.value
-    )
-    session.commit()
+    _, run_id = canceled
     if run_id is not None:
-        try:
-            dispatcher.abort(run_id)
-        except Exception as exc:
-            # The worker also polls the row, so a lost signal only delays the stop.
-            logger.warning("abort signal for task_id=%s failed: %s", task_id, exc)
+        _abort_after_commit(session, task_id, run_id, dispatcher)
     return get_task(session, task_id)
 
 
-@unit_of_work
 def restart_task(session: Session, task_id: str, dispatcher: Dispatcher) -> Task:
     """failed/canceled/pending → pending with a new message. Raises NotFound, InvalidState."""
     get_task(session, task_id)
     message_id = new_message_id()
-    if not repository.restart(session, task_id, message_id):
-        session.rollback()
+    if not transitions.restart(session, task_id, message_id):
         task = get_task(session, task_id)
         raise InvalidState(f"task {task_id!r} is {task.status} and cannot be restarted")
-    repository.add_event(session, task_id, EventKind.restarted, message_id=message_id)
-    repository.add_event(session, task_id, EventKind.dispatched, message_id=message_id)
-    session.commit()
     # The answer is the task as restarted: a worker may claim it as soon as it is sent.
     restarted = get_task(session, task_id)
-    session.commit()
-    session.expunge(restarted)
     send_after_commit(session, task_id, message_id, dispatcher)
     return restarted
 
 
-@unit_of_work
-def redispatch_stranded(
-    session: Session, dispatch_timeout_s: float | None, dispatcher: Dispatcher
-) -> int:
-    """Sends again the message of every pending task that may have lost it.
-
-    ``dispatch_timeout_s=None`` sends only those never dispatched; the embedded broker,
-    whose queue does not survive a restart, passes 0 at start to send all of them.
-    The message id is kept: whichever copy arrives first claims, the others are dropped.
-    """
+def stranded(session: Session, dispatch_timeout_s: float | None) -> list[Task]:
+    """Pending tasks that may have lost their message: never dispatched, or (with
+    ``dispatch_timeout_s``) dispatched longer ago than that. The embedded broker, whose
+    queue does not survive a restart, passes 0 at start to send all of them again."""
     before = (
         None if dispatch_timeout_s is None else utcnow() - timedelta(seconds=dispatch_timeout_s)
     )
-    sent = 0
-    for task in repository.list_undispatched_pending(session, before):
-        if repository.mark_dispatched(session, task.id, task.message_id):
-            repository.record_redispatch(session, task.id, task.message_id)
-            session.commit()
-            if not send_after_commit(session, task.id, task.message_id, dispatcher):
-                # The broker is down: the next pass tries again, one failed send per pass.
-                break
-            sent += 1
-        else:
-            session.rollback()
-    return sent
+    return repository.list_undispatched_pending(session, before)
 
 
-# --- Worker side: every function below is called by a worker holding the task's message.
-
-
-@unit_of_work
-def claim_task(
-    session: Session, task_id: str, message_id: str, worker_id: str, run_id: str
-) -> Task | None:
-    """pending → processing for the current message; None means drop the message."""
-    if not repository.claim(session, task_id, message_id, worker_id, run_id):
-        session.rollback()
-        task = repository.get(session, task_id)
-        reason = (
-            "unknown task"
-            if task is None
-            else f"status {task.status}, current message {task.message_id}"
-        )
-        logger.info("dropping message %s of task_id=%s (%s)", message_id, task_id, reason)
+def redispatch(session: Session, task: Task, dispatcher: Dispatcher) -> Send | None:
+    """Sends a stranded task's message again (after the commit); None if it is no longer
+    stranded. The message id is kept: whichever copy arrives first claims, the others are
+    dropped."""
+    if not transitions.mark_dispatched(session, task.id, task.message_id):
         return None
-    task = get_task(session, task_id)
-    detail: dict[str, Any] = {"worker_id": worker_id, "attempt": task.attempts}
-    if task.dispatched_at is not None and task.started_at is not None:
-        # Feeds the dispatch latency metric: how long the message waited for a worker.
-        detail["queue_latency_s"] = (task.started_at - task.dispatched_at).total_seconds()
-    repository.add_event(session, task_id, EventKind.claimed, **detail)
-    session.commit()
-    return task
-
-
-def complete_task(
-    session: Session,
-    task: Task,
-    best_model_id: str,
-    best_model_url: str,
-    metrics: dict[str, Any],
-) -> bool:
-    """processing → completed, in the caller's transaction with the model registration.
-
-    Returns False (and commits nothing) if the task is no longer this worker's to finish.
-    """
-    # A deploy_as_blue task never reads completed with no deployment state.
-    deployment = TaskDeployment.pending().model_dump(mode="json") if task.deploy_as_blue else None
-    if not repository.complete(
-        session, task.id, task.message_id, best_model_id, best_model_url, metrics, deployment
-    ):
-        session.rollback()
-        return False
-    repository.add_event(session, task.id, EventKind.completed, best_model_id=best_model_id)
-    session.commit()
-    return True
-
-
-def fail_or_retry(
-    session: Session,
-    task: Task,
-    code: str,
-    message: str,
-    *,
-    retryable: bool,
-    max_attempts: int,
-    dispatcher: Dispatcher,
-) -> TaskStatus | None:
-    """A training failed: back to pending for another try while attempts are left and the
-    failure may pass, else failed with ``error.code``. None if the task was no longer ours."""
-    error = {"code": code, "message": message[:2000]}
-    if retryable and task.attempts < max_attempts:
-        message_id = new_message_id()
-        if not repository.return_to_pending(
-            session, task.id, task.message_id, message_id, refund_attempt=False
-        ):
-            session.rollback()
-            return None
-        repository.add_event(
-            session, task.id, EventKind.returned, reason="retry", error=error, message_id=message_id
-        )
-        session.commit()
-        redispatch_one(session, task.id, message_id, dispatcher)
-        return TaskStatus.pending
-    if not repository.fail(session, task.id, task.message_id, error):
-        session.rollback()
-        return None
-    repository.add_event(session, task.id, EventKind.failed, **error)
-    session.commit()
-    return TaskStatus.failed
-
-
-def return_task(session: Session, task: Task, reason: str, dispatcher: Dispatcher) -> bool:
-    """processing → pending for another worker (shutdown); the attempt is not counted."""
-    message_id = new_message_id()
-    if not repository.return_to_pending(
-        session, task.id, task.message_id, message_id, refund_attempt=True
-    ):
-        session.rollback()
-        return False
-    repository.add_event(session, task.id, EventKind.returned, reason=reason, message_id=message_id)
-    session.commit()
-    redispatch_one(session, task.id, message_id, dispatcher)
-    return True
-
-
-def redispatch_one(session: Session, task_id: str, message_id: str, dispatcher: Dispatcher) -> None:
-    if repository.mark_dispatched(session, task_id, message_id):
-        repository.add_event(session, task_id, EventKind.dispatched, message_id=message_id)
-        session.commit()
-        send_after_commit(session, task_id, message_id, dispatcher)
-    else:
-        session.rollback()
-
-
-@unit_of_work
-def recover_stale(
-    session: Session, heartbeat_timeout_s: float, max_attempts: int, dispatcher: Dispatcher
-) -> int:
-    """Processing tasks whose worker stopped beating: retried while attempts are left, else
-    failed with ``worker_lost``. Safe to run in many processes at once (guarded updates)."""
-    before = utcnow() - timedelta(seconds=heartbeat_timeout_s)
-    recovered = 0
-    for task in repository.list_stale_processing(session, before):
-        detail = f"no heartbeat from worker {task.worker_id} since {task.heartbeat_at}"
-        repository.add_event(session, task.id, EventKind.heartbeat_lost, worker_id=task.worker_id)
-        if (
-            fail_or_retry(
-                session,
-                task,
-                "worker_lost",
-                detail,
-                retryable=True,
-                max_attempts=max_attempts,
-                dispatcher=dispatcher,
-            )
-            is not None
-        ):
-            recovered += 1
-    return recovered
+    repository.record_redispatch(session, task.id, task.message_id)
+    return send_after_commit(session, task.id, task.message_id, dispatcher)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 
 
@@ -13,10 +14,6 @@ class TaskStatus(StrEnum):
     canceled = "canceled"
 
 
-#: Every allowed move, keyed by target: each is one guarded UPDATE in the repository.
-CLAIMABLE = (TaskStatus.pending,)
-CANCELABLE = (TaskStatus.pending, TaskStatus.processing)
-RESTARTABLE = (TaskStatus.failed, TaskStatus.canceled, TaskStatus.pending)
 FINISHED = (TaskStatus.completed, TaskStatus.failed, TaskStatus.canceled)
 
 
@@ -40,16 +37,34 @@ class EventKind(StrEnum):
     checkpoint_saved = "checkpoint_saved"
 
 
-#: The task's status right after an event of each kind (kinds that change no status are
-#: absent); a stream reader learns the status from the events alone.
-STATUS_AFTER = {
-    EventKind.created: TaskStatus.pending,
-    EventKind.restarted: TaskStatus.pending,
-    EventKind.returned: TaskStatus.pending,
-    EventKind.claimed: TaskStatus.processing,
-    EventKind.completed: TaskStatus.completed,
-    EventKind.failed: TaskStatus.failed,
-    EventKind.canceled: TaskStatus.canceled,
-}
 #: Events after which a task's stream ends.
 TERMINAL_EVENTS = frozenset({EventKind.completed, EventKind.failed, EventKind.canceled})
+
+
+@dataclass(frozen=True)
+class Move:
+    """One allowed status change: the statuses it leaves, the one it reaches, and the event
+    that records it. ``transitions.move`` performs it as one guarded UPDATE and records its
+    event in the same transaction."""
+
+    sources: tuple[TaskStatus, ...]
+    target: TaskStatus
+    event: EventKind
+
+
+#: Every allowed move (as Prefect's orchestration rules declare FROM/TO).
+CLAIM = Move((TaskStatus.pending,), TaskStatus.processing, EventKind.claimed)
+COMPLETE = Move((TaskStatus.processing,), TaskStatus.completed, EventKind.completed)
+FAIL = Move((TaskStatus.processing,), TaskStatus.failed, EventKind.failed)
+#: Back to the queue for another worker: a retry, a recovery or a worker's shutdown.
+RETURN = Move((TaskStatus.processing,), TaskStatus.pending, EventKind.returned)
+CANCEL = Move((TaskStatus.pending, TaskStatus.processing), TaskStatus.canceled, EventKind.canceled)
+RESTART = Move(
+    (TaskStatus.failed, TaskStatus.canceled, TaskStatus.pending),
+    TaskStatus.pending,
+    EventKind.restarted,
+)
+MOVES = (CLAIM, COMPLETE, FAIL, RETURN, CANCEL, RESTART)
+#: The task's status right after an event of each kind (kinds that change no status are
+#: absent); a stream reader learns the status from the events alone.
+STATUS_AFTER = {EventKind.created: TaskStatus.pending} | {m.event: m.target for m in MOVES}

@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
 from embedtune.batches import repository as batches
 from embedtune.core.errors import Unprocessable
-from embedtune.deployments import service as deployments
-from embedtune.deployments.schemas import DeployOptions
+from embedtune.fine_tuning.schemas import DeployOptions
 from embedtune.training.options import misplaced_option
 from embedtune.training.plugin import FineTuningPlugin
 
@@ -37,9 +37,13 @@ def check_task_options(
     if hint := misplaced_option(metadata, DEPLOY_OPTION_NAMES, "deploy"):
         raise Unprocessable(hint, code="invalid_deploy_options")
     try:
-        deployments.validate_deploy_options(metadata)
-    except ValueError as exc:
-        raise Unprocessable(str(exc), code="invalid_deploy_options") from exc
+        DeployOptions.from_metadata(metadata)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"deploy.{'.'.join(map(str, e['loc']))}: {e['msg']}" if e["loc"] else e["msg"]
+            for e in exc.errors()
+        )
+        raise Unprocessable(problems, code="invalid_deploy_options") from exc
     validation_batch_id = plugin.validation_batch_id(metadata)
     if validation_batch_id is not None and batches.get(session, validation_batch_id) is None:
         raise Unprocessable(

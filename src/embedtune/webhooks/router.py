@@ -7,7 +7,7 @@ from typing import Annotated
 from fastapi import APIRouter, Query, Response
 
 from embedtune.core.config import SettingsDep
-from embedtune.core.db import SessionDep
+from embedtune.core.db import SessionDep, transaction
 from embedtune.core.errors import error_responses
 from embedtune.webhooks import service
 from embedtune.webhooks.schemas import DeliveryOut, WebhookCreate, WebhookCreated, WebhookOut
@@ -20,9 +20,10 @@ def create_webhook(
     body: WebhookCreate, session: SessionDep, settings: SettingsDep
 ) -> WebhookCreated:
     """Subscribe a URL to events; the answer holds its signing secret, shown only now."""
-    webhook, secret = service.create_webhook(
-        session, body, allow_private=settings.webhook_allow_private
-    )
+    with transaction(session):
+        webhook, secret = service.create_webhook(
+            session, body, allow_private=settings.webhook_allow_private
+        )
     return WebhookCreated.model_validate(
         {**WebhookOut.model_validate(webhook).model_dump(), "secret": secret}
     )
@@ -36,7 +37,8 @@ def list_webhooks(session: SessionDep) -> list[WebhookOut]:
 @router.delete("/{webhook_id}", status_code=204, responses=error_responses(404))
 def delete_webhook(webhook_id: str, session: SessionDep) -> Response:
     """Stop sending to a webhook (its pending deliveries are dropped)."""
-    service.delete_webhook(session, webhook_id)
+    with transaction(session):
+        service.delete_webhook(session, webhook_id)
     return Response(status_code=204)
 
 

@@ -37,7 +37,6 @@ def webhook_not_found(webhook_id: str) -> NotFound:
     return NotFound(f"webhook {webhook_id!r} not found", code="webhook_not_found")
 
 
-@unit_of_work
 def create_webhook(
     session: Session, request: WebhookCreate, *, allow_private: bool
 ) -> tuple[Webhook, str]:
@@ -60,7 +59,6 @@ def create_webhook(
         created_at=utcnow(),
     )
     repository.add(session, webhook)
-    session.commit()
     return webhook, secret
 
 
@@ -69,12 +67,10 @@ def list_webhooks(session: Session) -> list[Webhook]:
     return repository.list_all(session)
 
 
-@unit_of_work
 def delete_webhook(session: Session, webhook_id: str) -> None:
     """Removes a webhook and its deliveries. Raises NotFound (``webhook_not_found``)."""
     if not repository.remove(session, webhook_id):
         raise webhook_not_found(webhook_id)
-    session.commit()
 
 
 @unit_of_work
