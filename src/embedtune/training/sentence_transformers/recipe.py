@@ -190,6 +190,16 @@ def resolve(
     )
 
 
+def token_counter(model: SentenceTransformer) -> Callable[[list[str], int], list[int]]:
+    """Counts of ``model``'s tokens per text (special tokens included), at most ``limit``."""
+
+    def count(texts: list[str], limit: int) -> list[int]:
+        ids = model.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
+        return [len(row) for row in ids]
+
+    return count
+
+
 def build_loss(
     recipe: Recipe, model: SentenceTransformer, guide: SentenceTransformer | None
 ) -> nn.Module:

@@ -23,7 +23,6 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -142,7 +141,7 @@ class Run:
         base = load_model(self.base_model.path)
         try:
             self.recipe = recipes.resolve(
-                self.options, self.train, base.max_seq_length or 512, _token_counter(base)
+                self.options, self.train, base.max_seq_length or 512, recipes.token_counter(base)
             )
             dims = base.get_embedding_dimension() or 0
             if self.recipe.matryoshka_dims and self.recipe.matryoshka_dims[0] > dims:
@@ -354,16 +353,6 @@ class Run:
         shutil.rmtree(self.root, ignore_errors=True)
         self.report.progress(1.0)
         return TrainingResult(model_dir=best_dir, metrics=metrics, checkpoints=checkpoints)
-
-
-def _token_counter(model: SentenceTransformer) -> Callable[[list[str], int], list[int]]:
-    """Counts of ``model``'s tokens per text (special tokens included), at most ``limit``."""
-
-    def count(texts: list[str], limit: int) -> list[int]:
-        ids = model.tokenizer(texts, truncation=True, max_length=limit)["input_ids"]
-        return [len(row) for row in ids]
-
-    return count
 
 
 def _metrics_at(eval_curve: list[dict[str, float | int]], step: int | None) -> dict[str, float]:
