@@ -27,7 +27,10 @@ TokenIds = Annotated[
 
 
 def _bounded(item: Any, where: str) -> None:
-    """Raises a readable validation error for a text or token array over its limit."""
+    """Raises a readable validation error for a text or token array over its limit, and for
+    a text that is not valid Unicode."""
+    if isinstance(item, str):
+        _valid_unicode(item, where)
     if isinstance(item, str) and len(item) > MAX_TEXT_CHARS:
         raise PydanticCustomError(
             "text_too_long",
@@ -83,7 +86,8 @@ class EmbeddingsRequest(BaseModel):
     @field_validator("input", mode="before")
     @classmethod
     def _within_limits(cls, value: Any) -> Any:
-        # Before the union is tried, so an input over a limit gets one clear error rather
+        # Before the union is tried, so an input over a limit (or with a lone surrogate,
+        # which the union's string types refuse as unparsable) gets one clear error rather
         # than one per shape the input could have taken.
         if not isinstance(value, list) or all(isinstance(item, int) for item in value):
             _bounded(value, "input")
@@ -96,17 +100,6 @@ class EmbeddingsRequest(BaseModel):
             )
         for index, item in enumerate(value):
             _bounded(item, f"input[{index}]")
-        return value
-
-    @field_validator("input")
-    @classmethod
-    def _texts_are_unicode(cls, value: Any) -> Any:
-        if isinstance(value, str):
-            _valid_unicode(value, "input")
-        elif isinstance(value, list):
-            for index, item in enumerate(value):
-                if isinstance(item, str):
-                    _valid_unicode(item, f"input[{index}]")
         return value
 
 
