@@ -300,6 +300,8 @@ def worker_env(
         ),
         "EMBEDTUNE_DATABASE_URL": database_url,
         "EMBEDTUNE_ARTIFACTS_DIR": str(work / "artifacts"),
+        # The scripted base model lives in the work directory, outside the artifact store.
+        "EMBEDTUNE_MODEL_ROOTS": str(work),
         "EMBEDTUNE_BROKER_URL": broker_url,
         "EMBEDTUNE_QUEUE_NAME": QUEUE_NAME,
         # INFO: the workers announce "worker process ready" at that level.
