@@ -195,6 +195,8 @@ def main() -> None:
         env = {
             "EMBEDTUNE_DATABASE_URL": f"sqlite:///{tmp}/embedtune.db",
             "EMBEDTUNE_ARTIFACTS_DIR": f"{tmp}/artifacts",
+            # The copy registered for the switch figure lives in tmp, outside the store.
+            "EMBEDTUNE_MODEL_ROOTS": tmp,
             "EMBEDTUNE_BROKER_URL": "",
             "EMBEDTUNE_AUTH": "disabled",
             "EMBEDTUNE_LOG_LEVEL": "WARNING",
