@@ -194,7 +194,8 @@ def drive(
 
 
 def upload_batch(client: httpx.Client) -> str:
-    examples = [{"query": f"question {i}", "positive": f"answer {i}"} for i in range(16)]
+    # 24 pairs: at least 16 stay for training after the held-out split (else batch_too_small).
+    examples = [{"query": f"question {i}", "positive": f"answer {i}"} for i in range(24)]
     response = client.post("/batches", json={"name": "bench", "examples": examples})
     response.raise_for_status()
     return str(response.json()["id"])
