@@ -52,6 +52,25 @@ def test_bad_sessions_are_422_and_store_nothing(
     assert app_client.get("/feedback/sessions").headers["x-total-count"] == "0"
 
 
+@both_databases
+def test_a_taken_id_is_judged_before_missing_texts_and_an_unpaired_surrogate_is_422(
+    app_client: TestClient,
+) -> None:
+    body = session_body("s1", "q", ["a"])
+    post_session(app_client, body)
+    textless = {**body, "results": [{"id": "never-seen"}]}
+    assert post_session(app_client, textless, status=422)["code"] == "session_id_reused"
+    surrogate = session_body("s2", "q", ["b"])
+    surrogate["results"][0]["text"] = "\ud800"
+    response = app_client.post(
+        "/feedback/sessions",
+        content=json.dumps(surrogate),
+        headers={"content-type": "application/json"},
+    )
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+    assert app_client.get("/feedback/sessions").headers["x-total-count"] == "1"
+
+
 def test_a_text_that_spells_a_nul_escape_is_stored(app_client: TestClient) -> None:
     body = session_body("s1", r"what does \u0000 mean", ["a"], metadata={"k": r"\u0000"})
     assert post_session(app_client, body)["query"] == r"what does \u0000 mean"

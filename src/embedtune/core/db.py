@@ -160,13 +160,15 @@ def _check_text_parameters(
 ) -> None:
     """No client text reaches SQL that a database cannot hold: PostgreSQL rejects NUL
     characters and no driver encodes an unpaired surrogate (both raised deep in the
-    driver, as a 500). Every text parameter of every statement passes here."""
+    driver, as a 500). Every text parameter of every statement passes here, and every text
+    in an array parameter (a column of rows unnested on PostgreSQL)."""
     rows = parameters if isinstance(parameters, list) else (parameters,)
     for row in rows:
         values = row.values() if isinstance(row, dict) else row or ()
         for value in values:
-            if isinstance(value, str) and (problem := text_problem(value)) is not None:
-                raise Unprocessable(f"text values {problem}", code="validation_error")
+            for text in value if isinstance(value, list) else (value,):
+                if isinstance(text, str) and (problem := text_problem(text)) is not None:
+                    raise Unprocessable(f"text values {problem}", code="validation_error")
 
 
 @lru_cache(maxsize=8)

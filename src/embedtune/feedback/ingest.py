@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 
 from embedtune.core.db import unit_of_work, utcnow
 from embedtune.core.errors import Unprocessable
-from embedtune.feedback import repository
+from embedtune.feedback import repository, storage
 from embedtune.feedback.pairs import normalize_query
 from embedtune.feedback.schemas import (
     BulkOut,
@@ -131,18 +131,26 @@ def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
             checked.append((line, body, _check_rules(body)))
         except Unprocessable as exc:
             chunk.outcome[line] = exc
-    stored = repository.fingerprints(session, [body.session_id for _, body, _ in checked])
     textless = {r.id for _, body, _ in checked for r in body.results if r.text is None} - seen
     seen |= repository.known_documents(session, sorted(textless)) if textless else set()
+    # A lone session is written first and looked up only if its id is taken (one statement
+    # fewer a POST). A chunk looks its ids up first: a line stored before must not make
+    # its texts count as seen for the lines after it.
+    lone = len(checked) == 1
+    ids = [body.session_id for _, body, _ in checked]
+    stored = {} if lone else repository.fingerprints(session, ids)
     new: dict[str, tuple[int, SessionIn, str]] = {}
     for line, body, fingerprint in checked:
+        missing = [r.id for r in body.results if r.text is None and r.id not in seen]
+        if lone and missing:
+            stored = repository.fingerprints(session, ids)
         earlier = stored.get(body.session_id)
         if earlier is None and body.session_id in new:
             earlier = new[body.session_id][2]
         if earlier is not None:
             chunk.outcome[line] = _DUPLICATE if earlier == fingerprint else _reused(body.session_id)
             continue
-        if missing := [r.id for r in body.results if r.text is None and r.id not in seen]:
+        if missing:
             chunk.outcome[line] = Unprocessable(
                 f"result(s) {', '.join(map(repr, missing))} need a text the first time",
                 code="document_text_required",
@@ -150,32 +158,29 @@ def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
             continue
         new[body.session_id] = (line, body, fingerprint)
         seen.update(r.id for r in body.results if r.text is not None)
-    rows = [_session_row(body, fingerprint, now) for _, body, fingerprint in new.values()]
-    pks = repository.insert_sessions(session, rows)
+    pks = storage.store_sessions(session, _new_rows([(b, f) for _, b, f in new.values()], now))
     raced = [sid for sid in new if sid not in pks]
     for sid, fingerprint in repository.fingerprints(session, raced).items():
         line, _, mine = new.pop(sid)
         chunk.outcome[line] = _DUPLICATE if fingerprint == mine else _reused(sid)
-    _store_details(session, [(pks[b.session_id], b) for _, b, _ in new.values()], now)
     chunk.outcome.update({line: _ACCEPTED for line, _, _ in new.values()})
 
 
-def _store_details(session: Session, stored: list[tuple[int, SessionIn]], now: datetime) -> None:
-    texts: dict[str, str] = {}
-    results: list[tuple[int, int, str]] = []
-    clicks: list[tuple[int, str, int, datetime]] = []
-    for pk, body in stored:
+def _new_rows(new: list[tuple[SessionIn, str]], now: datetime) -> storage.NewSessions:
+    """The rows of the sessions to store, their results, texts and clicks, in line order."""
+    rows = storage.NewSessions(now=now)
+    for body, fingerprint in new:
+        sid = body.session_id
+        rows.sessions.append(_session_row(body, fingerprint, now))
         ranks: dict[str, int] = {}
         for rank, result in enumerate(body.results, start=1):
             ranks[result.id] = rank
-            results.append((pk, rank, result.id))
+            rows.results.append((sid, rank, result.id))
             if result.text is not None:
-                texts[result.id] = result.text
+                rows.texts.append((sid, result.id, result.text))
         created_at = _created_at(body, now)
-        clicks += [(pk, doc, ranks[doc], created_at) for doc in dict.fromkeys(body.clicks)]
-    repository.upsert_documents(session, texts, now)
-    repository.insert_results(session, results)
-    repository.insert_clicks(session, clicks)
+        rows.clicks += [(sid, doc, ranks[doc], created_at) for doc in dict.fromkeys(body.clicks)]
+    return rows
 
 
 @unit_of_work

@@ -1,4 +1,4 @@
-"""Every query of search feedback. Rows are written with Core statements, many at a time."""
+"""Every query of search feedback but the storing of new sessions (``storage``)."""
 
 from __future__ import annotations
 
@@ -7,11 +7,10 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Row, Table, case, func, select, update
+from sqlalchemy import Row, String, Table, any_, bindparam, case, func, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from embedtune.core.db import UTCDateTime
 from embedtune.feedback.tables import (
     FeedbackClick,
     FeedbackDocument,
@@ -32,13 +31,24 @@ _release = cast(Table, FeedbackRelease.__table__)
 
 def _insert(session: Session, table: Table) -> Any:
     """An INSERT that can say ``ON CONFLICT`` (the dialect's own) on both databases."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
+    return (postgresql if _on_postgresql(session) else sqlite).insert(table)
+
+
+def _on_postgresql(session: Session) -> bool:
+    return session.get_bind().dialect.name == "postgresql"
 
 
 def _chunks(values: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(values), IN_CHUNK):
         yield values[start : start + IN_CHUNK]
+
+
+def _among(session: Session, column: Any, values: Sequence[str]) -> Any:
+    """``column IN values``; on PostgreSQL ``= ANY`` of one array parameter, which the
+    driver neither splits into a placeholder per value nor the server plans anew per size."""
+    if _on_postgresql(session):
+        return column == any_(bindparam(None, list(values), type_=postgresql.ARRAY(String)))
+    return column.in_(values)
 
 
 # --- collecting ---------------------------------------------------------------------------
@@ -49,81 +59,18 @@ def fingerprints(session: Session, session_ids: Sequence[str]) -> dict[str, str]
     found: dict[str, str] = {}
     for chunk in _chunks(session_ids):
         query = select(_session.c.session_id, _session.c.fingerprint).where(
-            _session.c.session_id.in_(chunk)
+            _among(session, _session.c.session_id, chunk)
         )
-        found.update({row.session_id: row.fingerprint for row in session.execute(query)})
+        found.update({row.session_id: row.fingerprint for row in session.execute(query).all()})
     return found
 
 
 def known_documents(session: Session, document_ids: Sequence[str]) -> set[str]:
     known: set[str] = set()
     for chunk in _chunks(document_ids):
-        query = select(_document.c.id).where(_document.c.id.in_(chunk))
-        known.update(session.scalars(query))
+        query = select(_document.c.id).where(_among(session, _document.c.id, chunk))
+        known.update(session.scalars(query).all())
     return known
-
-
-def insert_sessions(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
-    """Inserts the sessions whose id is new; returns ``{session_id: pk}`` of those."""
-    if not rows:
-        return {}
-    statement = (
-        _insert(session, _session)
-        .on_conflict_do_nothing(index_elements=["session_id"])
-        .returning(_session.c.session_id, _session.c.pk)
-    )
-    return {row.session_id: row.pk for row in session.execute(statement, rows)}
-
-
-def _driver_rows(session: Session, sql: str, rows: list[tuple[Any, ...]]) -> None:
-    """Hands ``rows`` to the driver's ``executemany`` as they are: no per-row parameter
-    processing, for the bulk of every upload. ``sql`` marks parameters with ``?``."""
-    if not rows:
-        return
-    connection = session.connection()
-    if connection.dialect.paramstyle != "qmark":
-        sql = sql.replace("?", "%s")
-    connection.exec_driver_sql(sql, rows)
-
-
-def _driver_time(session: Session, moment: datetime) -> Any:
-    """``moment`` as ``UTCDateTime`` binds it (SQLite: its text form), for ``_driver_rows``."""
-    dialect = session.get_bind().dialect
-    process = UTCDateTime().dialect_impl(dialect).bind_processor(dialect)
-    return moment if process is None else process(moment)
-
-
-_UPSERT_DOCUMENTS = (
-    "INSERT INTO feedback_document (id, text, updated_at) VALUES (?, ?, ?) "
-    "ON CONFLICT (id) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at "
-    "WHERE feedback_document.text <> excluded.text"
-)
-
-
-def upsert_documents(session: Session, texts: dict[str, str], now: datetime) -> None:
-    """Stores each text under its id, replacing an older text. Ids go in sorted order, so
-    concurrent writers lock shared documents in the same order (no deadlock)."""
-    stamp = _driver_time(session, now)
-    _driver_rows(session, _UPSERT_DOCUMENTS, [(key, texts[key], stamp) for key in sorted(texts)])
-
-
-def insert_results(session: Session, rows: list[tuple[int, int, str]]) -> None:
-    """``(session_pk, rank, document_id)`` rows."""
-    sql = "INSERT INTO feedback_result (session_pk, rank, document_id) VALUES (?, ?, ?)"
-    _driver_rows(session, sql, rows)
-
-
-def insert_clicks(session: Session, rows: list[tuple[int, str, int, datetime]]) -> None:
-    """``(session_pk, document_id, rank, created_at)`` rows."""
-    times: dict[datetime, Any] = {}
-    converted = [
-        (pk, doc, rank, times.get(at) or times.setdefault(at, _driver_time(session, at)))
-        for pk, doc, rank, at in rows
-    ]
-    sql = (
-        "INSERT INTO feedback_click (session_pk, document_id, rank, created_at) VALUES (?, ?, ?, ?)"
-    )
-    _driver_rows(session, sql, converted)
 
 
 def lock_session(session: Session, session_id: str) -> Row[Any, Any] | None:
@@ -281,7 +228,7 @@ def take_unreleased(session: Session, release_id: str) -> int:
     return int(session.execute(statement).rowcount)  # type: ignore[attr-defined]
 
 
-def released_sessions(session: Session, release_id: str) -> list[Row[Any]]:
+def released_sessions(session: Session, release_id: str) -> Sequence[Row[Any, Any, Any]]:
     """The release's sessions that give pairs: clicked, not marked irrelevant."""
     query = (
         select(_session.c.pk, _session.c.query, _session.c.query_key)
@@ -292,7 +239,7 @@ def released_sessions(session: Session, release_id: str) -> list[Row[Any]]:
         )
         .order_by(_session.c.pk)
     )
-    return list(session.execute(query))
+    return session.execute(query).all()
 
 
 def released_click_count(session: Session, release_id: str) -> int:
@@ -302,7 +249,9 @@ def released_click_count(session: Session, release_id: str) -> int:
     return int(session.scalar(query) or 0)
 
 
-def released_shown_above_last_click(session: Session, release_id: str) -> list[Row[Any]]:
+def released_shown_above_last_click(
+    session: Session, release_id: str
+) -> Sequence[Row[Any, Any, Any]]:
     """``(session_pk, rank, document_id)`` of the results a pair-giving session of the
     release showed at or above its last click: its clicks and its skip-above candidates."""
     query = (
@@ -315,20 +264,20 @@ def released_shown_above_last_click(session: Session, release_id: str) -> list[R
             _result.c.rank <= _session.c.last_click_rank,
         )
     )
-    return list(session.execute(query))
+    return session.execute(query).all()
 
 
-def released_clicks(session: Session, release_id: str) -> list[Row[Any]]:
+def released_clicks(session: Session, release_id: str) -> Sequence[Row[Any, Any]]:
     """``(session_pk, document_id)`` of every click in the release's sessions."""
     query = (
         select(_click.c.session_pk, _click.c.document_id)
         .join(_session, _session.c.pk == _click.c.session_pk)
         .where(_session.c.release_id == release_id)
     )
-    return list(session.execute(query))
+    return session.execute(query).all()
 
 
-def clicked_for_release_queries(session: Session, release_id: str) -> list[Row[Any]]:
+def clicked_for_release_queries(session: Session, release_id: str) -> Sequence[Row[Any, Any]]:
     """``(query_key, document_id)`` clicked in any session, released or not, of a query
     that the release holds: those documents are never negatives for that query."""
     keys = select(_session.c.query_key).where(_session.c.release_id == release_id).distinct()
@@ -338,12 +287,14 @@ def clicked_for_release_queries(session: Session, release_id: str) -> list[Row[A
         .where(_session.c.query_key.in_(keys))
         .distinct()
     )
-    return list(session.execute(query))
+    return session.execute(query).all()
 
 
 def document_texts(session: Session, document_ids: Sequence[str]) -> dict[str, str]:
     texts: dict[str, str] = {}
     for chunk in _chunks(document_ids):
-        query = select(_document.c.id, _document.c.text).where(_document.c.id.in_(chunk))
-        texts.update({row.id: row.text for row in session.execute(query)})
+        query = select(_document.c.id, _document.c.text).where(
+            _among(session, _document.c.id, chunk)
+        )
+        texts.update({row.id: row.text for row in session.execute(query).all()})
     return texts

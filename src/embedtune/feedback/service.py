@@ -120,11 +120,11 @@ def _examples(session: Session, release_id: str) -> Iterator[dict[str, str]]:
     for row in repository.released_shown_above_last_click(session, release_id):
         shown[row.session_pk][row.rank] = row.document_id
     clicked: dict[int, set[str]] = defaultdict(set)
-    for row in repository.released_clicks(session, release_id):
-        clicked[row.session_pk].add(row.document_id)
+    for click in repository.released_clicks(session, release_id):
+        clicked[click.session_pk].add(click.document_id)
     clicked_for_query: dict[str, set[str]] = defaultdict(set)
-    for row in repository.clicked_for_release_queries(session, release_id):
-        clicked_for_query[row.query_key].add(row.document_id)
+    for known in repository.clicked_for_release_queries(session, release_id):
+        clicked_for_query[known.query_key].add(known.document_id)
     pairs = build_pairs(
         (
             ShownSession(s.query_key, s.query, shown[s.pk], frozenset(clicked[s.pk]))

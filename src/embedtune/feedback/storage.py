@@ -1,0 +1,154 @@
+"""Storing new search sessions, many at a time: the write path of ``POST /feedback/sessions``
+and of the bulk upload (every other query of the feature is in ``repository``).
+
+PostgreSQL stores a chunk in one statement: one array per column, unnested, in binary;
+SQLite, a local file, takes the driver's ``executemany`` of each table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Column, Table
+from sqlalchemy.dialects import sqlite
+from sqlalchemy.orm import Session
+
+from embedtune.feedback.tables import (
+    FeedbackClick,
+    FeedbackDocument,
+    FeedbackResult,
+    FeedbackSession,
+)
+
+_session = cast(Table, FeedbackSession.__table__)
+_result = cast(Table, FeedbackResult.__table__)
+_click = cast(Table, FeedbackClick.__table__)
+_document = cast(Table, FeedbackDocument.__table__)
+
+
+@dataclass
+class NewSessions:
+    """Sessions to store and what they showed, keyed by ``session_id``, in line order."""
+
+    now: datetime
+    #: feedback_session rows (every column but ``pk``).
+    sessions: list[dict[str, Any]] = field(default_factory=list)
+    #: ``(session_id, rank, document_id)``.
+    results: list[tuple[str, int, str]] = field(default_factory=list)
+    #: ``(session_id, document_id, text)``: the texts given.
+    texts: list[tuple[str, str, str]] = field(default_factory=list)
+    #: ``(session_id, document_id, rank, created_at)``.
+    clicks: list[tuple[str, str, int, datetime]] = field(default_factory=list)
+
+
+def store_sessions(session: Session, new: NewSessions) -> dict[str, int]:
+    """Inserts the sessions whose id is new, with their results and clicks, and stores the
+    texts they give (the last given for an id wins; a text replaces an older one). Returns
+    ``{session_id: pk}`` of the sessions inserted: a session whose id is taken (by a
+    concurrent writer) writes nothing."""
+    if not new.sessions:
+        return {}
+    if session.get_bind().dialect.name == "postgresql":
+        return _pg_store_sessions(session, new)
+    # SQLite's driver returns no rows from executemany: SQLAlchemy's multi-row VALUES.
+    statement = (
+        sqlite.insert(_session)
+        .on_conflict_do_nothing(index_elements=["session_id"])
+        .returning(_session.c.session_id, _session.c.pk)
+    )
+    pks = {row.session_id: row.pk for row in session.execute(statement, new.sessions)}
+    texts = {doc: text for sid, doc, text in new.texts if sid in pks}
+    # Ids in sorted order, so concurrent writers lock shared documents in the same order.
+    documents = [(doc, texts[doc], new.now) for doc in sorted(texts)]
+    results = [(pks[sid], rank, doc) for sid, rank, doc in new.results if sid in pks]
+    clicks = [(pks[sid], doc, rank, at) for sid, doc, rank, at in new.clicks if sid in pks]
+    connection = session.connection()
+    for columns, rows, tail in (
+        (_DOCUMENT_COLUMNS, documents, _UPSERT_TAIL),
+        (_RESULT_COLUMNS, results, ""),
+        (_CLICK_COLUMNS, clicks, ""),
+    ):
+        if rows:
+            table = columns[0].table.name
+            names = ", ".join(column.name for column in columns)
+            marks = ", ".join("?" for _ in columns)
+            by_column = _bound(connection.dialect, columns, rows)
+            sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {tail}"
+            connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
+    return pks
+
+
+_SESSION_COLUMNS = tuple(column for column in _session.c if column.key != "pk")
+_DOCUMENT_COLUMNS = (_document.c.id, _document.c.text, _document.c.updated_at)
+_RESULT_COLUMNS = (_result.c.session_pk, _result.c.rank, _result.c.document_id)
+_CLICK_COLUMNS = (_click.c.session_pk, _click.c.document_id, _click.c.rank, _click.c.created_at)
+_UPSERT_TAIL = (
+    "ON CONFLICT (id) DO UPDATE SET text = excluded.text, updated_at = excluded.updated_at "
+    "WHERE feedback_document.text <> excluded.text"
+)
+
+
+def _bound(dialect: Any, columns: Sequence[Column[Any]], rows: list[Any]) -> list[list[Any]]:
+    """``rows`` (tuples in ``columns``' order) as one list per column, each value as its
+    column's type binds it, for the driver."""
+    by_column: list[list[Any]] = []
+    for index, column in enumerate(columns):
+        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        values = [row[index] for row in rows]
+        by_column.append(values if process is None else [process(v) for v in values])
+    return by_column
+
+
+def _arrays(dialect: Any, columns: Sequence[Column[Any]]) -> str:
+    # %b: arrays go in binary, which psycopg writes without escaping each text.
+    return ", ".join(f"%b::{column.type.compile(dialect)}[]" for column in columns)
+
+
+def _pg_store_sessions(session: Session, new: NewSessions) -> dict[str, int]:
+    """One statement, whatever the number of sessions (one round trip, one plan): each
+    column an array, unnested; the details join the sessions inserted by ``session_id``
+    (the first column of their arrays)."""
+    connection = session.connection()
+    dialect = connection.dialect
+    sid = _session.c.session_id
+    names = ", ".join(column.name for column in _SESSION_COLUMNS)
+    sql = f"""
+WITH s AS (
+    INSERT INTO feedback_session ({names})
+    SELECT * FROM unnest({_arrays(dialect, _SESSION_COLUMNS)})
+    ON CONFLICT (session_id) DO NOTHING
+    RETURNING session_id, pk
+), d AS (
+    INSERT INTO feedback_document (id, text, updated_at)
+    SELECT DISTINCT ON (x.id) x.id, x.text, x.updated_at
+    FROM unnest({_arrays(dialect, (sid, *_DOCUMENT_COLUMNS))})
+        WITH ORDINALITY AS x (session_id, id, text, updated_at, n)
+    WHERE x.session_id IN (SELECT session_id FROM s)
+    ORDER BY x.id, x.n DESC
+    {_UPSERT_TAIL}
+), r AS (
+    INSERT INTO feedback_result (session_pk, rank, document_id)
+    SELECT s.pk, x.rank, x.document_id
+    FROM unnest({_arrays(dialect, (sid, *_RESULT_COLUMNS[1:]))})
+        AS x (session_id, rank, document_id)
+    JOIN s USING (session_id)
+), c AS (
+    INSERT INTO feedback_click (session_pk, document_id, rank, created_at)
+    SELECT s.pk, x.document_id, x.rank, x.created_at
+    FROM unnest({_arrays(dialect, (sid, *_CLICK_COLUMNS[1:]))})
+        AS x (session_id, document_id, rank, created_at)
+    JOIN s USING (session_id)
+)
+SELECT session_id, pk FROM s"""
+    sessions = [tuple(row[column.key] for column in _SESSION_COLUMNS) for row in new.sessions]
+    texts = [(*text, new.now) for text in new.texts]
+    parameters = (
+        *_bound(dialect, _SESSION_COLUMNS, sessions),
+        *_bound(dialect, (sid, *_DOCUMENT_COLUMNS), texts),
+        *_bound(dialect, (sid, *_RESULT_COLUMNS[1:]), new.results),
+        *_bound(dialect, (sid, *_CLICK_COLUMNS[1:]), new.clicks),
+    )
+    return {session_id: pk for session_id, pk in connection.exec_driver_sql(sql, parameters)}
