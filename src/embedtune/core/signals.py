@@ -25,7 +25,7 @@ from embedtune.core.config import get_settings
 
 logger = logging.getLogger(__name__)
 
-Listener = Callable[[Any], None]
+Listener = Callable[[Any], object]
 
 #: Tells this process's own signals from the others' on the shared channel.
 _ORIGIN = uuid.uuid4().hex
