@@ -10,6 +10,7 @@ connection, a writer that stopped between its commit and its signal).
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import logging
 import threading
@@ -105,7 +106,7 @@ class Signal:
                 if origin != _ORIGIN:
                     self._deliver(notice)
         finally:
-            await pubsub.aclose()
+            await pubsub.aclose()  # type: ignore[no-untyped-call]
             await client.aclose()
 
     def _deliver(self, notice: Any) -> None:
@@ -129,7 +130,9 @@ class Signal:
             return client
 
 
+@functools.lru_cache(maxsize=16)
 def _channel(name: str, url: str) -> str:
     # Pub/sub ignores Redis's database numbers: the number scopes the channel instead, so
     # deployments sharing a Redis server on different databases do not wake each other.
-    return f"embedtune:{name}:db{parse_url(url).get('db', 0)}"
+    db = parse_url(url).get("db", 0)  # type: ignore[no-untyped-call]
+    return f"embedtune:{name}:db{db}"
