@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
 from embedtune.core.db import new_session, transaction
@@ -65,9 +64,13 @@ def _status(task_id: str) -> str:
         return service.get_task(session, task_id).status
 
 
-def _claim(session: Session, task_id: str, run_id: str) -> None:
-    task = service.get_task(session, task_id)
-    assert running.claim_task(session, task_id, task.message_id, "worker-1", run_id) is not None
+def _processing(body: TaskCreate, dispatcher: RecordingDispatcher, run_id: str) -> str:
+    """A new task, claimed by a worker for run ``run_id``."""
+    task_id, _ = _create(body, dispatcher)
+    with new_session(writer=True) as session, transaction(session):
+        task = service.get_task(session, task_id)
+        assert running.claim_task(session, task_id, task.message_id, "worker-1", run_id)
+    return task_id
 
 
 def test_a_create_is_sent_to_the_queue_only_once_its_unit_of_work_commits(
@@ -128,9 +131,7 @@ def test_cancel_of_a_processing_task_aborts_its_run_after_the_commit(
     request_body: TaskCreate,
 ) -> None:
     dispatcher = RecordingDispatcher()
-    task_id, _ = _create(request_body, dispatcher)
-    with new_session(writer=True) as session, transaction(session):
-        _claim(session, task_id, "run-1")
+    task_id = _processing(request_body, dispatcher, "run-1")
     with new_session(writer=True) as session, transaction(session):
         service.cancel_task(session, task_id, dispatcher, NoDeployments())
         assert dispatcher.aborted == []
@@ -155,9 +156,7 @@ def test_restart_of_a_processing_task_is_refused_and_sends_nothing(
     request_body: TaskCreate,
 ) -> None:
     dispatcher = RecordingDispatcher()
-    task_id, _ = _create(request_body, dispatcher)
-    with new_session(writer=True) as session, transaction(session):
-        _claim(session, task_id, "run-1")
+    task_id = _processing(request_body, dispatcher, "run-1")
     with pytest.raises(InvalidState), new_session(writer=True) as session, transaction(session):
         service.restart_task(session, task_id, dispatcher)
     assert len(dispatcher.sent) == 1
