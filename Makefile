@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(BIN)/python benchmarks/inference.py
 	$(BIN)/python benchmarks/quality.py
 	$(BIN)/python benchmarks/feedback.py
+	$(BIN)/python benchmarks/feedback_quality.py
 	$(BIN)/python benchmarks/cli.py
 	$(BIN)/python benchmarks/stream.py
 	$(BIN)/python benchmarks/metrics.py

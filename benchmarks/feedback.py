@@ -38,7 +38,7 @@ from sqlalchemy import create_engine
 from _common import uvicorn_server
 from api import BARE_DATABASE_ENV, Throughput, bare_metadata, drive, temporary_database
 from embedtune.core.config import get_settings
-from embedtune.core.db import get_engine, get_session_factory, new_session, utcnow
+from embedtune.core.db import get_engine, get_session_factory, new_session, transaction, utcnow
 from embedtune.feedback import ingest as feedback_ingest
 from embedtune.feedback import service
 from embedtune.feedback.tables import (
@@ -195,7 +195,8 @@ def release(database_url: str, content: bytes) -> tuple[float, int]:
     ingest(database_url, content)
     with configured(database_url), new_session(writer=True) as session:
         began = time.perf_counter()
-        batch, _ = service.release(session, "bench")
+        with transaction(session):
+            batch, _ = service.release(session, "bench")
         return time.perf_counter() - began, batch.num_examples
 
 

@@ -152,18 +152,20 @@ def run_script(pairs_file: Path, base: str, work: Path) -> dict[str, Any]:
     return {"model": str(work / "model"), "wall_s": wall, **inner}
 
 
-def run_task(url: str, batch_id: str, training: dict[str, Any], artifacts: Path) -> dict[str, Any]:
-    """One task through the API; wall time from the create request to ``completed``."""
+def run_task(
+    url: str, batch_id: str | None, training: dict[str, Any], artifacts: Path
+) -> dict[str, Any]:
+    """One task through the API (without ``batch_id``: on the feedback collected); wall time
+    from the create request to ``completed``."""
+    body: dict[str, Any] = {
+        "embedding_model_id": "all-MiniLM-L6-v2",
+        "metadata": {"training": training} if training else {},
+    }
+    if batch_id is not None:
+        body["batch_id"] = batch_id
     with httpx.Client(base_url=url, timeout=60) as client:
         started = time.perf_counter()
-        created = client.post(
-            "/fine-tuning/task",
-            json={
-                "embedding_model_id": "all-MiniLM-L6-v2",
-                "batch_id": batch_id,
-                "metadata": {"training": training} if training else {},
-            },
-        )
+        created = client.post("/fine-tuning/task", json=body)
         created.raise_for_status()
         task_id = created.json()["id"]
         while True:

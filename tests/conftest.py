@@ -10,7 +10,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 import pytest
@@ -30,6 +30,7 @@ from embedtune.training.plugins import get_plugins  # noqa: E402
 
 POSTGRES_ADMIN_URL = "postgresql://postgres@127.0.0.1:5432/postgres"
 FINISHED = {"completed", "failed", "canceled"}
+T = TypeVar("T")
 
 
 def _reset_caches() -> None:
@@ -147,18 +148,41 @@ def create_task(app_client: TestClient, scripted_model: str, batch_id: str) -> C
     return create
 
 
+def wait_until(
+    condition: Callable[[], T],
+    *,
+    timeout: float,
+    message: str | Callable[[], str],
+    interval: float = 0.05,
+) -> T:
+    """Polls ``condition`` until it returns a true value, and returns that value; raises
+    AssertionError with ``message`` past ``timeout`` seconds. For what no event announces
+    (another process's row, log or folder); a thread or a queue has its own join."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        if time.monotonic() > deadline:
+            raise AssertionError(message if isinstance(message, str) else message())
+        time.sleep(interval)
+    return value
+
+
 def wait_for_status(
     client: TestClient, task_id: str, statuses: set[str] = FINISHED, timeout: float = 60.0
 ) -> dict[str, Any]:
     """Polls the API (as a client would) until the task reaches one of ``statuses``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        task: dict[str, Any] = client.get(f"/fine-tuning/task/{task_id}").json()
-        if task["status"] in statuses:
-            return task
-        if time.monotonic() > deadline:
-            raise AssertionError(f"task {task_id} still {task['status']} after {timeout}s")
-        time.sleep(0.05)
+    latest: dict[str, Any] = {}
+
+    def reached() -> bool:
+        latest.clear()
+        latest.update(client.get(f"/fine-tuning/task/{task_id}").json())
+        return latest["status"] in statuses
+
+    wait_until(
+        reached,
+        timeout=timeout,
+        message=lambda: f"task {task_id} still {latest['status']} after {timeout}s",
+    )
+    return latest
 
 
 def create_bundled_model_task(
@@ -196,10 +220,18 @@ def read_log(settings_env: dict[str, str], name: str, task_id: str) -> list[dict
 def wait_for_log(
     settings_env: dict[str, str], name: str, task_id: str, count: int = 1, timeout: float = 30.0
 ) -> list[dict[str, Any]]:
-    deadline = time.monotonic() + timeout
-    while len(entries := read_log(settings_env, name, task_id)) < count:
-        assert time.monotonic() < deadline, f"{name} has {len(entries)} line(s) of {task_id}"
-        time.sleep(0.02)
+    entries: list[dict[str, Any]] = []
+
+    def logged() -> bool:
+        entries[:] = read_log(settings_env, name, task_id)
+        return len(entries) >= count
+
+    wait_until(
+        logged,
+        timeout=timeout,
+        interval=0.02,
+        message=lambda: f"{name} has {len(entries)} line(s) of {task_id}",
+    )
     return entries
 
 
@@ -224,7 +256,9 @@ def wait_until_blocked_on_a_lock(session: Any, timeout: float = 10.0) -> None:
         "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'"
         " AND pid <> pg_backend_pid()"
     )
-    deadline = time.monotonic() + timeout
-    while not session.execute(query).scalar_one():
-        assert time.monotonic() < deadline, "no statement came to wait for the lock"
-        time.sleep(0.01)
+    wait_until(
+        lambda: session.execute(query).scalar_one(),
+        timeout=timeout,
+        interval=0.01,
+        message="no statement came to wait for the lock",
+    )

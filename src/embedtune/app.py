@@ -17,7 +17,7 @@ from embedtune.auth.middleware import ActiveKeys, ApiKeyAuth
 from embedtune.batches.router import router as batches_router
 from embedtune.core import telemetry
 from embedtune.core.config import Settings, get_settings
-from embedtune.core.db import new_session
+from embedtune.core.db import new_session, transaction
 from embedtune.core.errors import install_error_handlers, register_error_format
 from embedtune.core.guards import CatchUnexpected, RejectNulInUrl
 from embedtune.core.limits import BodySizeLimit
@@ -65,9 +65,9 @@ API_PUBLIC_PATHS = frozenset(
 def _prepare_database(settings: Settings) -> None:
     upgrade_database(settings.database_url)
     if settings.register_bundled_model:
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             models.register_bundled_model(session)
-    with new_session(writer=True) as session:
+    with new_session(writer=True) as session, transaction(session):
         serving.ensure_blue(session)
 
 

@@ -32,12 +32,17 @@ print(json.dumps({{"code": code, "modules": sorted(sys.modules)}}))
 """
 
 
-def _loaded(code: str) -> tuple[object, set[str]]:
+def _modules(code: str) -> tuple[object, list[str]]:
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True
     )
     answer = json.loads(done.stdout.strip().splitlines()[-1])
-    return answer.get("code"), {name.split(".")[0] for name in answer["modules"]}
+    return answer.get("code"), answer["modules"]
+
+
+def _loaded(code: str) -> tuple[object, set[str]]:
+    exit_code, modules = _modules(code)
+    return exit_code, {name.split(".")[0] for name in modules}
 
 
 @pytest.mark.parametrize("module", ["embedtune.client", "embedtune.cli.root"])
@@ -60,3 +65,19 @@ def test_cli_commands_load_no_server_package(args: list[str]) -> None:
     exit_code, packages = _loaded(_RUN_CLI.format(args=args))
     assert exit_code == (1 if "--url" in args else 0)
     assert packages & SERVER_ONLY == set()
+
+
+def _wire_schemas(args: list[str]) -> set[str]:
+    _, modules = _modules(_RUN_CLI.format(args=args))
+    return {name for name in modules if name.startswith("embedtune.") and "schemas" in name}
+
+
+@pytest.mark.parametrize("args", [["--help"], ["task", "--help"], ["task", "list", "--help"]])
+def test_help_loads_no_wire_schema(args: list[str]) -> None:
+    """Start-up time: the schemas are imported by the calls that read them."""
+    assert _wire_schemas(args) == set()
+
+
+def test_a_remote_command_loads_only_the_schemas_it_reads() -> None:
+    args = ["--url", "http://127.0.0.1:9", "task", "list", "--json"]
+    assert _wire_schemas(args) <= {"embedtune.fine_tuning.schemas"}

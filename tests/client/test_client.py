@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ssl
 from pathlib import Path
 
 import httpx
@@ -235,3 +236,16 @@ def test_embeddings_with_the_blue_model_and_deployments(live_server: LiveServer)
     assert [item.index for item in answer.data] == [0, 1]
     assert all(isinstance(i.embedding, list) and len(i.embedding) == 384 for i in answer.data)
     assert (raised.value.status, raised.value.code) == (409, "no_previous_blue")
+
+
+def test_an_http_server_is_reached_without_loading_the_ca_bundle() -> None:
+    """Only an https server's certificate is checked (against httpx's CA bundle); the
+    context for an http server trusts nothing, so it could never accept a certificate."""
+    from embedtune.client.resources import tls_verify
+
+    assert tls_verify("https://embedtune.example") is True
+    assert tls_verify("HTTPS://embedtune.example") is True
+    context = tls_verify("http://127.0.0.1:8000")
+    assert isinstance(context, ssl.SSLContext)
+    assert context.verify_mode == ssl.CERT_REQUIRED and context.check_hostname
+    assert context.get_ca_certs() == []

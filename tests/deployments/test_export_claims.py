@@ -10,7 +10,7 @@ import pytest
 
 from conftest import both_databases
 from embedtune.core import artifacts
-from embedtune.core.db import new_session, utcnow
+from embedtune.core.db import new_session, transaction, utcnow
 from embedtune.deployments import repository
 from embedtune.migrations import upgrade_database
 from embedtune.models import service as models
@@ -22,7 +22,7 @@ MODEL = models.BUNDLED_MODEL_ID
 def database(settings_env: dict[str, str]) -> None:
     """A migrated database with the bundled model registered."""
     upgrade_database(settings_env["EMBEDTUNE_DATABASE_URL"])
-    with new_session(writer=True) as session:
+    with new_session(writer=True) as session, transaction(session):
         models.register_bundled_model(session)
 
 

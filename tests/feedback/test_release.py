@@ -15,7 +15,7 @@ from fastapi.testclient import TestClient
 
 from conftest import both_databases
 from embedtune.batches import service as batches
-from embedtune.core.db import new_session
+from embedtune.core.db import new_session, transaction
 from embedtune.core.errors import Unprocessable
 from embedtune.feedback import ingest, service
 from embedtune.feedback.pairs import ShownSession, build_pairs
@@ -137,7 +137,7 @@ def test_concurrent_sessions_and_releases_lose_none_and_use_none_twice(
             for index in range(per_writer):
                 name = f"w{worker}-{index}"
                 body = SessionIn.model_validate(session_body(name, name, ["shared", name], [name]))
-                with new_session(writer=True) as session:
+                with new_session(writer=True) as session, transaction(session):
                     ingest.create_session(session, body)
         except BaseException as exc:
             errors.append(exc)
@@ -145,11 +145,11 @@ def test_concurrent_sessions_and_releases_lose_none_and_use_none_twice(
     def release_while_writing() -> None:
         try:
             while writing.is_set():
-                with new_session(writer=True) as session:
-                    try:
+                try:
+                    with new_session(writer=True) as session, transaction(session):
                         released.append(service.release(session, None)[0].id)
-                    except Unprocessable as exc:
-                        assert exc.code == "no_feedback"
+                except Unprocessable as exc:
+                    assert exc.code == "no_feedback"
         except BaseException as exc:
             errors.append(exc)
 
@@ -164,7 +164,11 @@ def test_concurrent_sessions_and_releases_lose_none_and_use_none_twice(
     for thread in releasers:
         thread.join(120)
     # The last release takes what is left, unless the releasers took everything.
-    with new_session(writer=True) as session, contextlib.suppress(Unprocessable):
+    with (
+        contextlib.suppress(Unprocessable),
+        new_session(writer=True) as session,
+        transaction(session),
+    ):
         released.append(service.release(session, None)[0].id)
     assert errors == []
     assert len(released) >= 2, "the releases did not overlap the writes"

@@ -4,12 +4,14 @@ after ``Last-Event-ID``, and events that travel between API processes through th
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -20,6 +22,9 @@ from fastapi.testclient import TestClient
 from conftest import create_bundled_model_task
 from embedtune.client import AsyncClient, Client, QueueUpdate, TaskEvent
 from embedtune.core.config import get_settings
+from embedtune.core.db import new_session
+from embedtune.fine_tuning import repository, running
+from embedtune.models.service import BUNDLED_MODEL_ID
 from live_server import LiveServer, live_batch, live_model, live_server, script, serving
 
 __all__ = ["live_batch", "live_model", "live_server"]
@@ -119,16 +124,19 @@ def _free_port() -> int:
         return int(probe.getsockname()[1])
 
 
+def _test_redis_url() -> str:
+    return f"redis://127.0.0.1:6379/{os.environ.get('EMBEDTUNE_TEST_REDIS_DB', '14')}"
+
+
 @pytest.fixture
 def second_api(settings_env: dict[str, str], tmp_path: Path) -> Iterator[str]:
     """Another API process (``embedtune serve``) on the same database; on a broker of its
     own, so it trains nothing: all it knows of the tasks comes through the database."""
     port = _free_port()
-    redis_db = os.environ.get("EMBEDTUNE_TEST_REDIS_DB", "14")
     env = {
         **os.environ,
         "EMBEDTUNE_PORT": str(port),
-        "EMBEDTUNE_BROKER_URL": f"redis://127.0.0.1:6379/{redis_db}",
+        "EMBEDTUNE_BROKER_URL": _test_redis_url(),
         "EMBEDTUNE_QUEUE_NAME": f"unused-{port}",
     }
     log = tmp_path / "second-api.log"
@@ -246,3 +254,79 @@ def test_last_event_id_beyond_the_id_column_is_422(app_client: TestClient) -> No
         response = app_client.get("/events/stream", params=params, headers=headers)
         assert response.status_code == 422, response.text
         assert response.json()["code"] == "validation_error"
+
+
+class NullDispatcher:
+    def dispatch(self, task_id: str, message_id: str) -> None:
+        """A failed task is not sent again."""
+
+    def abort(self, run_id: str) -> None:
+        """Nothing runs."""
+
+
+@pytest.fixture
+def polls_every_minute(settings_env: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> None:
+    """Streams read the journal once a minute, on a Redis broker that no worker consumes:
+    an event that comes sooner was signaled."""
+    monkeypatch.setenv("EMBEDTUNE_STREAM_POLL_INTERVAL", "60")
+    monkeypatch.setenv("EMBEDTUNE_BROKER_URL", _test_redis_url())
+    monkeypatch.setenv("EMBEDTUNE_QUEUE_NAME", f"unused-{uuid.uuid4().hex[:8]}")
+    get_settings.cache_clear()
+
+
+def _kinds(response: httpx.Response) -> Iterator[str | None]:
+    for line in response.iter_lines():
+        if line.startswith("data:"):
+            yield json.loads(line[5:]).get("kind")
+
+
+def _seconds_from_each_move_to_its_event(url: str) -> list[float]:
+    """Creates a task on ``url``, then claims and fails it as a worker of this process
+    does, each move after the stream delivered the one before."""
+    with Client(url) as client:
+        pairs = [{"query": f"q{i}", "positive": f"p{i}"} for i in range(24)]  # 16 to train
+        batch = client.batches.create(pairs, name="moves").id
+        task_id = client.tasks.create(BUNDLED_MODEL_ID, batch_id=batch).id
+    seconds = []
+    stream_url = f"{url}/fine-tuning/task/{task_id}/stream"
+    with httpx.stream("GET", stream_url, timeout=10) as response:
+        kinds = _kinds(response)
+        assert "dispatched" in kinds  # replayed: the stream follows the journal from here
+        with new_session(writer=True) as session:
+            task = repository.get(session, task_id)
+            assert task is not None
+            claimed = running.claim_task(session, task_id, task.message_id, "test:1", "run")
+            session.commit()
+        began = time.monotonic()
+        assert claimed is not None and "claimed" in kinds
+        seconds.append(time.monotonic() - began)
+        with new_session(writer=True) as session:
+            running.fail_or_retry(
+                session,
+                claimed,
+                "test",
+                "moved by the test",
+                retryable=False,
+                max_attempts=1,
+                dispatcher=NullDispatcher(),
+            )
+            session.commit()
+        began = time.monotonic()
+        assert "failed" in kinds
+        seconds.append(time.monotonic() - began)
+    return seconds
+
+
+def test_an_event_committed_in_the_api_process_reaches_its_streams_before_the_next_poll(
+    polls_every_minute: None,
+) -> None:
+    from embedtune.app import create_app
+
+    with serving(create_app()) as url:
+        assert max(_seconds_from_each_move_to_its_event(url)) < 5
+
+
+def test_an_event_committed_by_another_process_reaches_the_streams_through_redis(
+    polls_every_minute: None, second_api: str
+) -> None:
+    assert max(_seconds_from_each_move_to_its_event(second_api)) < 5

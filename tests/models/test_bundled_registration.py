@@ -7,7 +7,7 @@ import threading
 import pytest
 
 from conftest import wait_until_blocked_on_a_lock
-from embedtune.core.db import new_session
+from embedtune.core.db import new_session, transaction
 from embedtune.migrations import upgrade_database
 from embedtune.models import repository, service
 
@@ -21,7 +21,7 @@ def test_two_processes_registering_the_bundled_model_at_once_both_succeed(
 
     def second_process() -> None:
         try:
-            with new_session(writer=True) as session:
+            with new_session(writer=True) as session, transaction(session):
                 service.register_bundled_model(session)
         except BaseException as exc:
             errors.append(exc)

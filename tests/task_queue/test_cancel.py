@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import wait_for_status
+from conftest import wait_for_status, wait_until
 
 from .helpers import WorkerProcesses, models_of, read_log, wait_for_log
 
@@ -40,9 +40,11 @@ def test_cancel_of_running_task_stops_its_training_on_the_worker(
     assert response.json()["finished_at"] is not None
     assert stop["at"] - canceled_at < STOP_WITHIN_S
     assert stop["step"] < 200
-    time.sleep(0.5)  # room for a wrongly finished training to record a model
+    work_dir = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / "work" / task["id"]
+    # The run removes its work folder last: by then a wrongly finished training would
+    # have recorded its model.
+    wait_until(lambda: not work_dir.exists(), timeout=10, message="the run did not end")
     assert wait_for_status(app_client, task["id"])["status"] == "canceled"
     assert models_of(app_client, task["id"]) == []
     assert len(read_log(settings_env, "trainings.log", task["id"])) == 1
-    work_dir = Path(settings_env["EMBEDTUNE_ARTIFACTS_DIR"]).resolve() / "work" / task["id"]
     assert not work_dir.exists()

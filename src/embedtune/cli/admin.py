@@ -6,8 +6,7 @@ command: ``embedtune --help`` and the remote commands load none of it (the impor
 contract in ``pyproject.toml`` holds this line, with this module as its one exception).
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: see the package docstring.
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Annotated

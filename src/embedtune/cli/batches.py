@@ -1,13 +1,11 @@
 """``embedtune batch upload|list|show|sample``: training batches."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: see the package docstring.
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from embedtune.batches.schemas import BatchOut
 from embedtune.cli.output import (
     JsonOption,
     LimitOption,
@@ -23,10 +21,13 @@ from embedtune.cli.output import (
 )
 from embedtune.client import calls
 
+if TYPE_CHECKING:
+    from embedtune.batches.schemas import BatchOut
+
 batch_app = typer.Typer(help="Training batches.", no_args_is_help=True)
 
 
-def _batch_table(batches: list[BatchOut]) -> None:
+def _batch_table(batches: "list[BatchOut]") -> None:
     table = new_table("ID", "NAME", "EXAMPLES", "CREATED")
     for batch in batches:
         table.add_row(batch.id, batch.name, str(batch.num_examples), when(batch.created_at))
@@ -61,7 +62,7 @@ def batch_list(
 def batch_show(ctx: typer.Context, batch_id: str, as_json: JsonOption = False) -> None:
     """One batch."""
 
-    def render(batch: BatchOut) -> None:
+    def render(batch: "BatchOut") -> None:
         fields(
             ("id", batch.id),
             ("name", batch.name),

@@ -1,18 +1,19 @@
 """``embedtune deployments show|switch|rollback``: the blue (live) model, and
 ``embedtune embed``: embeddings from it."""
 
-from __future__ import annotations
-
-from typing import Annotated
+# No ``from __future__ import annotations`` here: see the package docstring.
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from embedtune.cli.output import JsonOption, new_table, out, print_table, show, when
 from embedtune.client import calls
-from embedtune.deployments.schemas import DeploymentsOut, EmbeddingsResponse
+
+if TYPE_CHECKING:
+    from embedtune.deployments.schemas import DeploymentsOut, EmbeddingsResponse
 
 
-def _render(answer: DeploymentsOut) -> None:
+def _render(answer: "DeploymentsOut") -> None:
     if answer.blue is None:
         out.print("[dim]No blue model yet.[/dim]")
     else:
@@ -61,7 +62,7 @@ def embed(
 ) -> None:
     """Embed texts with the live model (or --model); --json prints the vectors in full."""
 
-    def render(answer: EmbeddingsResponse) -> None:
+    def render(answer: "EmbeddingsResponse") -> None:
         table = new_table("#", "DIMS", "VECTOR", "TEXT")
         for item, text in zip(answer.data, texts, strict=True):
             vector = item.embedding if isinstance(item.embedding, list) else []

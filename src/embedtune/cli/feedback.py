@@ -3,23 +3,24 @@
 ``--json``, ``--fields`` and ``--jq`` work as everywhere.
 """
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: see the package docstring.
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from embedtune.batches.schemas import BatchOut
 from embedtune.cli.output import JsonOption, out, show
 from embedtune.client import calls
-from embedtune.feedback.schemas import BulkOut, FeedbackSummary
+
+if TYPE_CHECKING:
+    from embedtune.batches.schemas import BatchOut
+    from embedtune.feedback.schemas import BulkOut, FeedbackSummary
 
 feedback_app = typer.Typer(help="Search feedback: sessions and clicks.", no_args_is_help=True)
 
 
-def _say_upload(answer: BulkOut) -> None:
+def _say_upload(answer: "BulkOut") -> None:
     out.print(f"{answer.accepted} accepted, {answer.duplicates} duplicate(s)", highlight=False)
     for line in answer.rejected:
         out.print(f"[red]line {line.line}:[/red] {line.detail}", highlight=False)
@@ -43,7 +44,7 @@ def feedback_summary(ctx: typer.Context, as_json: JsonOption = False) -> None:
     show(ctx, calls.get_feedback_summary(), as_json, _say_summary)
 
 
-def _say_summary(summary: FeedbackSummary) -> None:
+def _say_summary(summary: "FeedbackSummary") -> None:
     rank = summary.mean_first_click_rank
     table = Table(show_header=False, box=None, pad_edge=False)
     for label, value in (
@@ -72,7 +73,7 @@ def feedback_release(
     show(ctx, calls.release_feedback(release_id), as_json, _say_release)
 
 
-def _say_release(batch: BatchOut) -> None:
+def _say_release(batch: "BatchOut") -> None:
     out.print(
         f"{batch.id}  {batch.num_examples} examples from {batch.num_sessions} sessions "
         f"and {batch.num_clicks} clicks (release {batch.release_id})",

@@ -1,10 +1,9 @@
 """``embedtune model list|show|download``: the embedding models."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: see the package docstring.
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
@@ -23,12 +22,14 @@ from embedtune.cli.output import (
     when,
 )
 from embedtune.client import calls
-from embedtune.models.schemas import ModelOut
+
+if TYPE_CHECKING:
+    from embedtune.models.schemas import ModelOut
 
 model_app = typer.Typer(help="Embedding models.", no_args_is_help=True)
 
 
-def _model_table(models: list[ModelOut]) -> None:
+def _model_table(models: "list[ModelOut]") -> None:
     table = new_table("ID", "NAME", "PLUGIN", "FROM", "CREATED")
     for model in models:
         table.add_row(
@@ -37,7 +38,7 @@ def _model_table(models: list[ModelOut]) -> None:
     print_table(table, "No models.")
 
 
-def _model_detail(model: ModelOut) -> None:
+def _model_detail(model: "ModelOut") -> None:
     fields(
         ("id", model.id),
         ("name", model.name),

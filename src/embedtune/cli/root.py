@@ -1,8 +1,7 @@
 """The ``embedtune`` command: the root options (where the server is, the output), one
 error style, and the sub-commands of the other modules of this package."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: see the package docstring.
 import sys
 from collections.abc import Sequence
 from typing import Annotated, Any

@@ -1,10 +1,9 @@
 """``embedtune task create|list|show|cancel|restart|metrics|follow|events``: fine-tuning
 tasks, with a live progress bar for ``follow``."""
 
-from __future__ import annotations
-
+# No ``from __future__ import annotations`` here: see the package docstring.
 import json
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
 import typer
 from rich.progress import BarColumn, Progress, TaskProgressColumn, TextColumn, TimeRemainingColumn
@@ -25,9 +24,11 @@ from embedtune.cli.output import (
     when,
 )
 from embedtune.client import calls
-from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.training.metric_names import METRIC_NAMES
+
+if TYPE_CHECKING:
+    from embedtune.fine_tuning.schemas import TaskEventOut, TaskMetricsOut, TaskOut
 
 #: ``task follow`` exit codes, by how the task ended.
 FOLLOW_EXIT_CODES = {TaskStatus.completed: 0, TaskStatus.failed: 1, TaskStatus.canceled: 2}
@@ -35,7 +36,7 @@ FOLLOW_EXIT_CODES = {TaskStatus.completed: 0, TaskStatus.failed: 1, TaskStatus.c
 task_app = typer.Typer(help="Fine-tuning tasks.", no_args_is_help=True)
 
 
-def _task_table(tasks: list[TaskOut]) -> None:
+def _task_table(tasks: "list[TaskOut]") -> None:
     table = new_table("ID", "MODEL", "STATUS", "PROGRESS", "CREATED", "RESULT")
     for task in tasks:
         result = task.best_model_id or (task.error.code if task.error else "-")
@@ -63,7 +64,7 @@ def _status(status: TaskStatus) -> str:
     return f"[{_STATUS_STYLE[status]}]{status.value}[/]"
 
 
-def _task_detail(task: TaskOut) -> None:
+def _task_detail(task: "TaskOut") -> None:
     training = task.training
     fields(
         ("id", task.id),
@@ -211,7 +212,7 @@ def task_metrics(ctx: typer.Context, task_id: str, as_json: JsonOption = False) 
     show(ctx, calls.get_task_metrics(task_id), as_json, _metrics_table)
 
 
-def _metrics_table(answer: TaskMetricsOut) -> None:
+def _metrics_table(answer: "TaskMetricsOut") -> None:
     metrics = answer.metrics or {}
     before, after = metrics.get("before") or {}, metrics.get("after") or {}
     if not before and not after:
@@ -239,7 +240,7 @@ def task_follow(
     _follow(ctx, task_id, interval, as_json)
 
 
-def _progress_detail(task: TaskOut) -> str:
+def _progress_detail(task: "TaskOut") -> str:
     parts = [task.status.value]
     if task.queue_position is not None:
         parts.append(f"#{task.queue_position} in queue")
@@ -263,7 +264,7 @@ def _progress_detail(task: TaskOut) -> str:
 def task_events(ctx: typer.Context, task_id: str, as_json: JsonOption = False) -> None:
     """A task's history, oldest first: state changes, progress, evaluations, checkpoints."""
 
-    def table(events: list[TaskEventOut]) -> None:
+    def table(events: "list[TaskEventOut]") -> None:
         rows = new_table("ID", "AT", "KIND", "DETAIL")
         for event in events:
             detail = json.dumps(event.detail, separators=(",", ":"))
@@ -295,7 +296,7 @@ def _follow(ctx: typer.Context, task_id: str, interval: float, as_json: bool) ->
     raise typer.Exit(FOLLOW_EXIT_CODES[task.status])
 
 
-def _say_how_it_ended(task: TaskOut) -> None:
+def _say_how_it_ended(task: "TaskOut") -> None:
     if task.status is TaskStatus.completed:
         out.print(f"[green]completed[/green]: fine-tuned model {task.best_model_id}")
     elif task.status is TaskStatus.failed:

@@ -11,7 +11,7 @@ import httpx
 
 from embedtune.client import calls
 from embedtune.client.errors import error_from, unreachable
-from embedtune.client.resources import ClientBase
+from embedtune.client.resources import ClientBase, tls_verify
 
 T = TypeVar("T")
 
@@ -25,7 +25,11 @@ class AsyncClient(ClientBase[httpx.AsyncBaseTransport]):
         self, headers: dict[str, str], timeout: float, transport: httpx.AsyncBaseTransport | None
     ) -> None:
         self._http = httpx.AsyncClient(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=tls_verify(self.base_url),
         )
 
     async def send(self, call: calls.APICall[Any]) -> httpx.Response:

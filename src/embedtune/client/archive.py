@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import shutil
-import tarfile
 import tempfile
 from pathlib import Path
 from typing import Self
@@ -23,6 +22,8 @@ def extract_model_archive(archive: Path, directory: Path) -> Path:
     filter refuses absolute paths, links out of the folder and devices) leaves nothing
     partial in ``directory``. Raises :class:`InvalidModelArchive`.
     """
+    import tarfile  # only for downloads: not on every command's start
+
     directory.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".embedtune-unpack-", dir=directory) as scratch:
         staging = Path(scratch)

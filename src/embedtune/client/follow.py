@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import time
 from types import TracebackType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from embedtune.client.errors import EmbedtuneAPIError, TaskWaitTimeout, no_stream_route
-from embedtune.fine_tuning.schemas import TaskOut
 from embedtune.fine_tuning.states import FINISHED
+
+if TYPE_CHECKING:
+    from embedtune.fine_tuning.schemas import TaskOut
 
 
 class Watch:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import os
+import ssl
 import types
 from collections.abc import Awaitable, Callable
 from typing import (
@@ -160,6 +161,20 @@ def auth_headers(api_key: str | None) -> dict[str, str]:
     """The bearer header of ``api_key``, else of ``EMBEDTUNE_API_KEY`` (none without one)."""
     key = api_key or os.environ.get("EMBEDTUNE_API_KEY") or None
     return {"Authorization": f"Bearer {key}"} if key else {}
+
+
+def tls_verify(base_url: str) -> ssl.SSLContext | bool:
+    """What the client checks the server's certificate with (httpx's ``verify``).
+
+    An https server: httpx's default, the CA bundle. An http one: a context that trusts no
+    certificate at all. Every request goes to that server and no redirect is followed, so
+    it never speaks TLS and the context is never used (were it used, it would refuse every
+    certificate); and the CA bundle, parsed when the client is made, is not loaded for
+    nothing (a good part of a short command's start-up).
+    """
+    if base_url.partition("://")[0].lower() == "https":
+        return True
+    return ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
 
 
 class ClientBase(Generic[Tr]):

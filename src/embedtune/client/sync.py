@@ -10,7 +10,7 @@ import httpx
 
 from embedtune.client import calls
 from embedtune.client.errors import error_from, unreachable
-from embedtune.client.resources import ClientBase
+from embedtune.client.resources import ClientBase, tls_verify
 
 T = TypeVar("T")
 
@@ -27,7 +27,11 @@ class Client(ClientBase[httpx.BaseTransport]):
         self, headers: dict[str, str], timeout: float, transport: httpx.BaseTransport | None
     ) -> None:
         self._http = httpx.Client(
-            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+            base_url=self.base_url,
+            headers=headers,
+            timeout=timeout,
+            transport=transport,
+            verify=tls_verify(self.base_url),
         )
 
     def send(self, call: calls.APICall[Any]) -> httpx.Response:

@@ -9,17 +9,17 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from embedtune.batches.schemas import BatchOut
 from embedtune.client import calls
 from embedtune.client.archive import ScratchArchive, model_archive_path
 from embedtune.client.follow import Watch, WithoutStreams
 from embedtune.client.stream import StreamEvent, sync_events, task_stream_path
-from embedtune.feedback.schemas import BulkOut
-from embedtune.fine_tuning.schemas import TaskOut
 
 if TYPE_CHECKING:
+    from embedtune.batches.schemas import BatchOut
     from embedtune.client.resources import Batches, Feedback, Models, Tasks
     from embedtune.client.sync import Client
+    from embedtune.feedback.schemas import BulkOut
+    from embedtune.fine_tuning.schemas import TaskOut
 
 
 def _moments(events: Iterator[StreamEvent], poll_interval: float) -> Iterator[None]:

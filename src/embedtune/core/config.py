@@ -105,7 +105,8 @@ class Settings(BaseSettings):
     webhook_poll_interval: float = Field(default=0.5, gt=0)
     #: Multiplies the retry schedule (tests shrink it; 1.0 retries for about 27 hours).
     webhook_retry_scale: float = Field(default=1.0, gt=0)
-    #: How often an API process reads new task events for its open streams.
+    #: How often an API process reads new task events for its open streams, besides at
+    #: once when a commit signals them (in the process, or through a Redis broker).
     stream_poll_interval: float = Field(default=0.05, gt=0)
     #: Seconds between keep-alive comments on an idle stream.
     stream_ping_interval: float = Field(default=15.0, gt=0)

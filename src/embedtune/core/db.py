@@ -256,6 +256,19 @@ def transaction(session: Session) -> Iterator[Session]:
         commit(session)
 
 
+@contextmanager
+def separate_unit(session: Session) -> Iterator[Session]:
+    """A unit of work that must commit as soon as its block ends, before a long step that
+    holds no transaction: a lock or a claim that other processes must see meanwhile, or
+    reads that must not keep SQLite's write lock while a model loads. A function made of
+    such units owns them, and its caller holds no unit of work around it: this raises
+    RuntimeError inside another :func:`transaction`, where it would commit nothing."""
+    if session.info.get(_UNIT_DEPTH, 0):
+        raise RuntimeError("a separate unit of work cannot run inside another unit of work")
+    with transaction(session):
+        yield session
+
+
 def unit_of_work(
     function: Callable[Concatenate[Session, P], R],
 ) -> Callable[Concatenate[Session, P], R]:

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 from embedtune.batches import service as batches
 from embedtune.core import artifacts
 from embedtune.core.config import Settings
-from embedtune.core.db import new_session, unit_of_work, utcnow
+from embedtune.core.db import new_session, transaction, unit_of_work, utcnow
 from embedtune.deployments import repository
 from embedtune.deployments.backends import (
     Backend,
@@ -180,9 +180,8 @@ def _export_one(model_id: str, worker: str, settings: Settings) -> None:
     except Exception as exc:
         logger.exception("export of model_id=%s failed", model_id)
         detail = f"{type(exc).__name__}: {exc}"
-    with new_session(writer=True) as session:
+    with new_session(writer=True) as session, transaction(session):
         repository.finish_export(session, model_id, worker, status, detail, directory, quality)
-        session.commit()
     logger.info("export of model_id=%s: %s (%s)", model_id, status, detail)
 
 
@@ -211,13 +210,12 @@ def export_pass(settings: Settings, inference: Inference) -> None:
         missing = [m for m in missing if models_repository.get(session, m) is not None]
     reopen = needed and "not_needed" in rows.values()
     if missing or reopen:  # a write only when something changes
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             for model_id in missing:
                 status = "pending" if needed else "not_needed"
                 repository.insert_pending_export(session, model_id, status)
             if reopen:
                 repository.reopen_unneeded_exports(session)
-            session.commit()
     if not needed:
         return
     worker = f"{socket.gethostname()}:{os.getpid()}"
@@ -225,9 +223,9 @@ def export_pass(settings: Settings, inference: Inference) -> None:
     with new_session() as session:
         pending = repository.list_pending_exports(session, stale_before)
     for model_id in pending:
-        with new_session(writer=True) as session:
+        # The claim is a unit of its own, seen by the other processes during the export.
+        with new_session(writer=True) as session, transaction(session):
             claimed = repository.claim_export(session, model_id, worker, stale_before)
-            session.commit()
         if claimed:
             _export_one(model_id, worker, settings)
     _reload_changed(inference, settings)

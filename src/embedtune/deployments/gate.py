@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import gc
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,6 +15,7 @@ from sqlalchemy.orm import Session
 
 from embedtune.batches import service as batches
 from embedtune.core import artifacts
+from embedtune.core.db import separate_unit
 from embedtune.deployments import repository
 from embedtune.deployments.backends import ModelNotServable, load_sentence_transformer
 from embedtune.deployments.inference import Inference
@@ -98,31 +100,53 @@ class _Gate:
         return float(candidate), float(blue)
 
 
-def finish(session: Session, task_id: str, outcome: TaskDeployment, claim: str | None) -> bool:
-    """Records a final outcome in the caller's transaction; False (rolled back) if the
-    wait it decided was canceled meanwhile."""
+class WaitCanceled(Exception):
+    """The waiting deployment being decided was canceled meanwhile: nothing is recorded."""
+
+
+def finish(session: Session, task_id: str, outcome: TaskDeployment, claim: str | None) -> None:
+    """Records a final outcome in the caller's unit of work. Raises WaitCanceled (the unit
+    must then roll back) if the wait it decided was canceled meanwhile."""
     if claim is not None and not repository.delete_claimed_wait(session, task_id, claim):
-        session.rollback()
+        raise WaitCanceled(task_id)
+    record_outcome(session, task_id, outcome)
+
+
+def _conclude(
+    session: Session,
+    task_id: str,
+    claim: str | None,
+    outcome: TaskDeployment,
+    switch: Callable[[], None] | None = None,
+) -> bool:
+    """Records ``outcome``, after ``switch`` if any, in a unit of work of its own; False
+    (nothing recorded nor switched) if the wait it decided was canceled meanwhile."""
+    try:
+        with separate_unit(session):
+            if switch is not None:
+                switch()
+            finish(session, task_id, outcome, claim)
+    except WaitCanceled:
         logger.info("deployment of task_id=%s was canceled while being decided", task_id)
         return False
-    record_outcome(session, task_id, outcome)
     return True
 
 
 def decide_locked(
     session: Session, task: Task, inference: Inference | None, claim: str | None, token: str
 ) -> None:
-    """The quality gate and the switch, under the deployment lock ``token``."""
+    """The quality gate and the switch, under the deployment lock ``token``, in units of
+    work of their own (as the lock's)."""
     assert task.best_model_id is not None
     candidate_id = task.best_model_id
     options = DeployOptions.from_metadata(task.metadata_)
-    slot = repository.get_blue(session)
-    assert slot is not None
-    blue_id = slot.model_id
-    model = servable_model(session, candidate_id)
-    gate = _Gate.read(session, task, blue_id, options.metric)
-    # End the transaction before loading models: on SQLite it holds the write lock.
-    session.commit()
+    # A unit that ends before the models load: on SQLite it holds the write lock.
+    with separate_unit(session):
+        slot = repository.get_blue(session)
+        assert slot is not None
+        blue_id = slot.model_id
+        model = servable_model(session, candidate_id)
+        gate = _Gate.read(session, task, blue_id, options.metric)
     scores: dict[str, Any] = {}
     gain = "quality gate off"
     if options.require_improvement:
@@ -130,15 +154,11 @@ def decide_locked(
         scores = {"metric": options.metric, "candidate": candidate, "blue": blue}
         comparison = f"{options.metric} {candidate:.4f} vs blue's {blue:.4f}"
         if candidate <= blue:
-            outcome = TaskDeployment(
-                status=DeploymentStatus.skipped_not_better,
-                blue_before=blue_id,
-                blue_after=blue_id,
-                detail=f"not better than blue ({comparison}); not deployed",
-                **scores,
+            detail = f"not better than blue ({comparison}); not deployed"
+            outcome = _outcome(
+                DeploymentStatus.skipped_not_better, blue_id, blue_id, detail, scores
             )
-            if finish(session, task.id, outcome, claim):
-                session.commit()
+            _conclude(session, task.id, claim, outcome)
             return
         gain = comparison
     if inference is not None:
@@ -147,16 +167,22 @@ def decide_locked(
         # The serving processes load it themselves; prove here that they can.
         _load_to_check(model)
         gc.collect()
-    if not repository.switch_blue(session, token, candidate_id, "task", task.id):
-        raise ValueError("the deployment lock expired before the switch")
-    notify_changed(session, blue_id, candidate_id, "task", task.id)
-    outcome = TaskDeployment(
-        status=DeploymentStatus.deployed,
-        blue_before=blue_id,
-        blue_after=candidate_id,
-        detail=f"deployed as blue ({gain})",
-        **scores,
-    )
-    if finish(session, task.id, outcome, claim):
-        session.commit()
+
+    def switch() -> None:
+        if not repository.switch_blue(session, token, candidate_id, "task", task.id):
+            raise ValueError("the deployment lock expired before the switch")
+        notify_changed(session, blue_id, candidate_id, "task", task.id)
+
+    detail = f"deployed as blue ({gain})"
+    outcome = _outcome(DeploymentStatus.deployed, blue_id, candidate_id, detail, scores)
+    if _conclude(session, task.id, claim, outcome, switch):
         logger.info("task_id=%s deployed model_id=%s as blue", task.id, candidate_id)
+
+
+def _outcome(
+    status: DeploymentStatus, blue_id: str, blue_after: str, detail: str, scores: dict[str, Any]
+) -> TaskDeployment:
+    """A final outcome of the gate, with its scores (none when the gate is off)."""
+    return TaskDeployment(
+        status=status, blue_before=blue_id, blue_after=blue_after, detail=detail, **scores
+    )

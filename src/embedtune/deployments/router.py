@@ -99,10 +99,12 @@ def set_blue(
 ) -> DeploymentsOut:
     """Make a model live. It is loaded before it takes traffic; requests in flight finish
     on the old one. 409 ``deployment_in_progress`` while another deployment runs."""
+    # No transaction here: a switch commits its lock before the model loads (see switches).
     return switches.set_blue(session, inference, settings, body.model_id)
 
 
 @router.post("/deployments/rollback", response_model=DeploymentsOut, responses=error_responses(409))
 def rollback(session: SessionDep, inference: InferenceDep, settings: SettingsDep) -> DeploymentsOut:
     """Make the previous blue model live again (409 ``no_previous_blue`` if there is none)."""
+    # No transaction here, as for set_blue: the switch's units of work are its own.
     return switches.rollback(session, inference, settings)

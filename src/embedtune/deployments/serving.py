@@ -52,16 +52,17 @@ def load_model(inference: Inference, model: EmbeddingModel) -> LoadedModel:
 
 
 def ensure_blue(session: Session) -> None:
-    """Makes the bundled model blue when nothing is yet (first start); safe to race."""
+    """Makes the bundled model blue when nothing is yet (first start), in the caller's unit
+    of work; safe to race."""
     if repository.get_blue(session) is not None:
         return
     if models_repository.get(session, models.BUNDLED_MODEL_ID) is None:
         return
     try:
-        repository.insert_initial_blue(session, models.BUNDLED_MODEL_ID)
-        session.commit()
+        with session.begin_nested():
+            repository.insert_initial_blue(session, models.BUNDLED_MODEL_ID)
     except IntegrityError:
-        session.rollback()
+        pass  # a process starting at the same time made it blue first
 
 
 def _load_blue(inference: Inference) -> LoadedModel:

@@ -3,6 +3,10 @@
 Every switch holds the slot's lock (one deployment at a time across all processes), loads
 the new model first and then moves the slot in one guarded UPDATE that also releases the
 lock.
+
+A switch is several units of work, each committed as its block ends (``separate_unit``), so
+its caller holds none: its reads end before the model loads (no transaction, on SQLite no
+write lock, meanwhile), and the lock it takes is seen by every process while it loads.
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from embedtune.core.config import Settings
-from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.db import separate_unit, unit_of_work, utcnow
 from embedtune.core.errors import InvalidState
 from embedtune.core.ids import new_id
 from embedtune.deployments import exports, repository
@@ -54,32 +58,37 @@ def get_deployments(session: Session, inference: Inference, settings: Settings) 
 
 @contextmanager
 def deployment_lock(session: Session, settings: Settings) -> Iterator[str]:
-    """Holds the slot's lock meanwhile; raises DeploymentInProgress if another holds it."""
+    """Holds the slot's lock meanwhile; raises DeploymentInProgress if another holds it.
+
+    Taking it and releasing it are units of work of their own, committed at once so that
+    every process sees the lock during the (long) deployment: the block writes in units
+    of its own too, and its caller holds none."""
     token = new_id("lock-")
     expires_at = utcnow() + timedelta(seconds=settings.deploy_lock_timeout)
-    if not repository.take_lock(session, token, expires_at):
-        session.rollback()
+    with separate_unit(session):
+        taken = repository.take_lock(session, token, expires_at)
+    if not taken:
         raise DeploymentInProgress()
-    session.commit()
     try:
         yield token
     finally:
-        session.rollback()
-        repository.release_lock(session, token)  # a no-op after a switch, which released it
-        session.commit()
+        with separate_unit(session):
+            # A no-op after a switch, which released it.
+            repository.release_lock(session, token)
 
 
 def _switch(
     session: Session, inference: Inference, settings: Settings, model_id: str, reason: str
 ) -> None:
     """Loads ``model_id`` here, then makes it blue (in the database and in this process)."""
-    model = servable_model(session, model_id)
-    slot = repository.get_blue(session)
-    session.commit()  # no transaction (on SQLite: no write lock) while the model loads
+    # No transaction (on SQLite: no write lock) while the model loads.
+    with separate_unit(session):
+        model = servable_model(session, model_id)
+        slot = repository.get_blue(session)
     if slot is None:
         load_model(inference, model)
-        repository.insert_initial_blue(session, model_id)
-        session.commit()
+        with separate_unit(session):
+            repository.insert_initial_blue(session, model_id)
         return
     if slot.model_id == model_id:
         return
@@ -87,21 +96,22 @@ def _switch(
     before = slot.model_id
     with deployment_lock(session, settings) as token:
         load_model(inference, model)
-        if not repository.switch_blue(session, token, model_id, reason, task_id=None):
-            raise DeploymentInProgress()  # our lock expired and another deployment took it
-        notify_changed(session, before, model_id, reason, None)
-        session.commit()
-    slot = repository.get_blue(session)
+        with separate_unit(session):
+            if not repository.switch_blue(session, token, model_id, reason, task_id=None):
+                raise DeploymentInProgress()  # our lock expired and another deployment took it
+            notify_changed(session, before, model_id, reason, None)
+    with separate_unit(session):
+        slot = repository.get_blue(session)
     if slot is not None:
         inference.blue.advance(BlueRef(slot.model_id, slot.version))
     logger.info("blue is now model_id=%s (%s)", model_id, reason)
 
 
-@unit_of_work
 def set_blue(
     session: Session, inference: Inference, settings: Settings, model_id: str
 ) -> DeploymentsOut:
-    """Makes ``model_id`` blue once it is loaded here (a no-op if it already is).
+    """Makes ``model_id`` blue once it is loaded here (a no-op if it already is), in units
+    of work of its own (see the module docstring).
 
     Raises NotFound (``model_not_found``, ``model_files_missing``), Unprocessable
     (``plugin_unavailable``, ``model_not_servable``) and InvalidState
@@ -111,11 +121,12 @@ def set_blue(
     return get_deployments(session, inference, settings)
 
 
-@unit_of_work
 def rollback(session: Session, inference: Inference, settings: Settings) -> DeploymentsOut:
-    """Makes the previous blue model blue again. Raises InvalidState (``no_previous_blue``,
-    ``deployment_in_progress``) and the errors of :func:`set_blue`."""
-    previous = repository.previous_blue(session)
+    """Makes the previous blue model blue again, in units of work of its own. Raises
+    InvalidState (``no_previous_blue``, ``deployment_in_progress``) and the errors of
+    :func:`set_blue`."""
+    with separate_unit(session):
+        previous = repository.previous_blue(session)
     if previous is None:
         raise InvalidState("there is no previous blue model", code="no_previous_blue")
     _switch(session, inference, settings, previous.model_id, "rollback")

@@ -18,11 +18,11 @@ from datetime import timedelta
 from sqlalchemy.orm import Session
 
 from embedtune.core.config import Settings
-from embedtune.core.db import new_session, utcnow
+from embedtune.core.db import new_session, separate_unit, transaction, utcnow
 from embedtune.core.errors import InvalidState
 from embedtune.core.ids import new_id
 from embedtune.deployments import repository
-from embedtune.deployments.gate import decide_locked, finish, record_outcome
+from embedtune.deployments.gate import WaitCanceled, decide_locked, finish, record_outcome
 from embedtune.deployments.inference import Inference
 from embedtune.deployments.switches import DeploymentInProgress, deployment_lock
 from embedtune.fine_tuning import repository as tasks
@@ -34,8 +34,10 @@ logger = logging.getLogger(__name__)
 
 def _conflict(
     session: Session, task: Task, settings: Settings, blue_id: str, reason: str, claim: str | None
-) -> None:
-    """Waits (``wait_on_conflict``, first time) or ends in ``conflict``; commits."""
+) -> TaskDeployment | None:
+    """Waits (``wait_on_conflict``, first time) or ends in ``conflict``, in the caller's
+    unit of work; the outcome recorded, None when none is (the wait goes on, or was
+    canceled meanwhile)."""
     if claim is None and task.wait_on_conflict:
         assert task.best_model_id is not None
         wait_until = utcnow() + timedelta(seconds=settings.deploy_wait_timeout)
@@ -51,11 +53,9 @@ def _conflict(
         wait = repository.get_wait(session, task.id)
         if wait is not None and wait.wait_until > utcnow():
             repository.unclaim_wait(session, task.id, claim)
-            session.commit()
-            return
+            return None
         if not repository.delete_claimed_wait(session, task.id, claim):
-            session.rollback()
-            return
+            return None
         outcome = TaskDeployment(
             status=DeploymentStatus.conflict,
             blue_before=blue_id,
@@ -70,8 +70,17 @@ def _conflict(
             detail=f"{reason}; not deployed (the model stays registered)",
         )
     record_outcome(session, task.id, outcome)
-    session.commit()
-    logger.info("deployment of task_id=%s: %s (%s)", task.id, outcome.status, reason)
+    return outcome
+
+
+def _end_in_conflict(
+    session: Session, task: Task, settings: Settings, blue_id: str, reason: str, claim: str | None
+) -> None:
+    """:func:`_conflict` in a unit of work of its own."""
+    with separate_unit(session):
+        outcome = _conflict(session, task, settings, blue_id, reason, claim)
+    if outcome is not None:
+        logger.info("deployment of task_id=%s: %s (%s)", task.id, outcome.status, reason)
 
 
 def _decide(
@@ -81,7 +90,8 @@ def _decide(
     inference: Inference | None,
     claim: str | None,
 ) -> None:
-    """One deployment decision for a completed task (see the module docstring).
+    """One deployment decision for a completed task (see the module docstring), in units
+    of work of its own: the caller's reads of ``session`` end with the first of them.
 
     ``claim`` is the token of a waiting deployment taken up by :func:`decide_waiting`.
     """
@@ -90,21 +100,20 @@ def _decide(
         raise ValueError("no model is blue yet; make one live with PUT /deployments/blue")
     if claim is None and slot.since > task.created_at:
         reason = f"blue changed to {slot.model_id!r} since the task was created"
-        _conflict(session, task, settings, slot.model_id, reason, claim)
+        _end_in_conflict(session, task, settings, slot.model_id, reason, claim)
         return
     try:
         with deployment_lock(session, settings) as token:
             decide_locked(session, task, inference, claim, token)
     except DeploymentInProgress:
-        _conflict(
-            session, task, settings, slot.model_id, "another deployment is in progress", claim
-        )
+        reason = "another deployment is in progress"
+        _end_in_conflict(session, task, settings, slot.model_id, reason, claim)
 
 
 def _fail(task_id: str, exc: Exception, claim: str | None) -> None:
     """Records ``failed``; a failure to record is logged, never raised."""
     try:
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             slot = repository.get_blue(session)
             blue_id = slot.model_id if slot is not None else None
             outcome = TaskDeployment(
@@ -113,8 +122,9 @@ def _fail(task_id: str, exc: Exception, claim: str | None) -> None:
                 blue_after=blue_id,
                 detail=f"{type(exc).__name__}: {exc}",
             )
-            if finish(session, task_id, outcome, claim):
-                session.commit()
+            finish(session, task_id, outcome, claim)
+    except WaitCanceled:
+        logger.info("deployment of task_id=%s was canceled while being decided", task_id)
     except Exception:
         logger.exception("recording the failed deployment of task_id=%s failed", task_id)
 
@@ -153,9 +163,9 @@ def decide_waiting(settings: Settings, inference: Inference | None) -> int:
             continue
         token = new_id("claim-")
         lease_until = utcnow() + timedelta(seconds=settings.deploy_lock_timeout)
-        with new_session(writer=True) as session:
+        # The claim is a unit of its own, seen by the other processes while this one decides.
+        with new_session(writer=True) as session, transaction(session):
             claimed = repository.claim_wait(session, wait.task_id, token, lease_until)
-            session.commit()
         if claimed:
             taken += 1
             _run_decision(wait.task_id, settings, inference, claim=token)

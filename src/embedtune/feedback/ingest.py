@@ -15,7 +15,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy.orm import Session
 
-from embedtune.core.db import unit_of_work, utcnow
+from embedtune.core.db import separate_unit, utcnow
 from embedtune.core.errors import Unprocessable
 from embedtune.feedback import repository, storage
 from embedtune.feedback.pairs import normalize_query
@@ -183,17 +183,16 @@ def _new_rows(new: list[tuple[SessionIn, str]], now: datetime) -> storage.NewSes
     return rows
 
 
-@unit_of_work
 def create_session(session: Session, body: SessionIn) -> tuple[SessionOut, bool]:
-    """Stores one session; ``(session, created)``. The same body again returns the stored
-    one. Raises Unprocessable (``session_id_reused``, ``unknown_result``,
-    ``duplicate_result``, ``document_text_required``, ``metadata_too_large``)."""
+    """Stores one session in the caller's unit of work; ``(session, created)``. The same
+    body again returns the stored one. Raises Unprocessable (``session_id_reused``,
+    ``unknown_result``, ``duplicate_result``, ``document_text_required``,
+    ``metadata_too_large``)."""
     chunk = _Chunk([(1, body)])
     _store_chunk(session, chunk, set())
     outcome = chunk.outcome[1]
     if isinstance(outcome, Unprocessable):
         raise outcome
-    session.commit()
     if outcome == _DUPLICATE:
         return get_session(session, body.session_id), False
     # Answered as stored, without reading it back.
@@ -231,10 +230,12 @@ def _lines(file: Iterable[bytes]) -> Iterator[tuple[int, SessionIn | str]]:
             )
 
 
-@unit_of_work
 def ingest_ndjson(session: Session, file: Iterable[bytes]) -> BulkOut:
-    """Stores the good lines of an NDJSON upload, one transaction per chunk, and lists the
-    bad ones. A replay stores nothing twice: its lines are duplicates."""
+    """Stores the good lines of an NDJSON upload and lists the bad ones. A replay stores
+    nothing twice: its lines are duplicates.
+
+    Each chunk is a unit of work of its own (the caller holds none): a large upload never
+    holds one transaction, nor SQLite's write lock, for its whole length."""
     answer = BulkOut(accepted=0, duplicates=0, rejected=[])
     seen: set[str] = set()
     lines = _lines(file)
@@ -243,8 +244,8 @@ def ingest_ndjson(session: Session, file: Iterable[bytes]) -> BulkOut:
         chunk.outcome.update(
             {n: Unprocessable(str(body)) for n, body in block if isinstance(body, str)}
         )
-        _store_chunk(session, chunk, seen)
-        session.commit()
+        with separate_unit(session):
+            _store_chunk(session, chunk, seen)
         for line, outcome in sorted(chunk.outcome.items()):
             if isinstance(outcome, Unprocessable):
                 answer.rejected.append(RejectedLine(line=line, detail=outcome.detail))

@@ -61,7 +61,8 @@ _BULK_SCHEMA: dict[str, Any] = {
 )
 def create_session(body: SessionIn, session: SessionDep, response: Response) -> SessionOut:
     """Store one search session; the same ``session_id`` and body again answers 200."""
-    stored, created = ingest.create_session(session, body)
+    with transaction(session):
+        stored, created = ingest.create_session(session, body)
     if not created:
         response.status_code = 200
     return stored
@@ -168,7 +169,8 @@ def release(
 ) -> BatchOut:
     """Turn the feedback collected since the last release into a training batch
     (``source: "feedback"``); the same ``release_id`` again answers the same batch."""
-    batch, created = service.release(session, body.release_id if body else None)
+    with transaction(session):
+        batch, created = service.release(session, body.release_id if body else None)
     if not created:
         response.status_code = 200
     return BatchOut.model_validate(batch)

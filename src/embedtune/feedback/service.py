@@ -1,8 +1,8 @@
 """The rules of search feedback: clicks once, reads, and releases exactly once (sessions
 are stored by :mod:`embedtune.feedback.ingest`).
 
-Writes run in the caller's unit of work (the route's); ``release`` also runs in task creation,
-which then commits it with the task. Reads marked ``unit_of_work`` end their own read.
+Writes run in the caller's unit of work (the route's; ``release`` also in task creation,
+which commits it with the task). Reads marked ``unit_of_work`` end their own read.
 """
 
 from __future__ import annotations
@@ -146,7 +146,6 @@ def _examples(session: Session, release_id: str) -> Iterator[dict[str, str]]:
         yield example
 
 
-@unit_of_work
 def release(session: Session, release_id: str | None) -> tuple[Batch, bool]:
     """Turns every session collected since the last release into a training batch;
     ``(batch, created)``. The same ``release_id`` again answers the same batch. Raises Unprocessable

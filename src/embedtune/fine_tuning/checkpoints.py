@@ -64,9 +64,9 @@ def list_checkpoints(session: Session, task_id: str) -> list[CheckpointOut]:
     return [CheckpointOut.model_validate(entry) for entry in entries]
 
 
-@unit_of_work
 def register_checkpoint(session: Session, task_id: str, name: str) -> EmbeddingModel:
-    """Register checkpoint ``name`` of a task as a new model (a copy of its files).
+    """Register checkpoint ``name`` of a task as a new model (a copy of its files), in the
+    caller's unit of work.
 
     Raises NotFound ``task_not_found``, ``checkpoint_not_found``."""
     task = service.get_task(session, task_id)
@@ -87,5 +87,4 @@ def register_checkpoint(session: Session, task_id: str, name: str) -> EmbeddingM
         metrics={"before": metrics.get("before"), "after": entry["metrics"], "checkpoint": name},
         checkpoint=name,
     )
-    session.commit()
     return model

@@ -7,6 +7,9 @@ COMMIT of two transactions never interleave), on SQLite under its single write l
 lock is taken after everything else the transaction writes, so it waits for no row lock
 and cannot deadlock.
 
+Once they commit, :data:`COMMITTED` signals them (task id and kind of each), so the API
+processes' streams read them at once rather than at their next poll.
+
 Webhook deliveries for the events that have a webhook type are stored in the same
 transaction (see :mod:`embedtune.webhooks`): a state change and its notification commit
 together or not at all.
@@ -22,15 +25,20 @@ from sqlalchemy import Table, event, insert, text
 from sqlalchemy.orm import Session
 
 from embedtune.core.db import utcnow
+from embedtune.core.signals import Signal
 from embedtune.fine_tuning.states import STATUS_AFTER, EventKind
 from embedtune.fine_tuning.tables import TaskEvent
 from embedtune.webhooks import service as webhooks
 
 _PENDING = "embedtune_pending_task_events"
+_WRITTEN = "embedtune_written_task_events"
 #: Any constant shared by every process writing events to one database.
 _EVENT_LOCK_KEY = 0x656D6274756E65
 _INSERT_EVENTS = insert(cast(Table, TaskEvent.__table__))
 _LOCK = text("SELECT pg_advisory_xact_lock(:key)")
+
+#: Sent after each commit that wrote events: ``[{"task_id": …, "kind": …}, …]``.
+COMMITTED = Signal("task-events")
 
 #: The webhook type of each event kind that has one.
 WEBHOOK_TYPES = {
@@ -81,13 +89,26 @@ def _write_pending(session: Session) -> None:
     if connection.dialect.name == "postgresql":
         connection.execute(_LOCK, {"key": _EVENT_LOCK_KEY})
     connection.execute(_INSERT_EVENTS, rows)
+    session.info.setdefault(_WRITTEN, []).extend(
+        {"task_id": row["task_id"], "kind": row["kind"]} for row in rows
+    )
+
+
+def _signal_written(session: Session) -> None:
+    if session.in_nested_transaction():
+        return  # a savepoint: the events are visible once the transaction commits
+    written = session.info.pop(_WRITTEN, None)
+    if written:
+        COMMITTED.send(written)
 
 
 def _forget_pending(session: Session, *_: object) -> None:
     session.info.pop(_PENDING, None)
+    session.info.pop(_WRITTEN, None)
 
 
 _listeners: tuple[Callable[..., None], ...] = (
     event.listens_for(Session, "before_commit")(_write_pending),
+    event.listens_for(Session, "after_commit")(_signal_written),
     event.listens_for(Session, "after_soft_rollback")(_forget_pending),
 )

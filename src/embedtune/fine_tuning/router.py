@@ -165,4 +165,6 @@ def list_task_checkpoints(task_id: str, session: SessionDep) -> list[CheckpointO
 )
 def register_task_checkpoint(task_id: str, name: str, session: SessionDep) -> ModelOut:
     """Register one of the task's checkpoints as a new model."""
-    return ModelOut.model_validate(checkpoints.register_checkpoint(session, task_id, name))
+    with transaction(session):
+        model = checkpoints.register_checkpoint(session, task_id, name)
+    return ModelOut.model_validate(model)

@@ -1,15 +1,20 @@
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, WithJsonSchema, field_validator
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, field_validator
 
 from embedtune.core.wire import StoredObject
 from embedtune.fine_tuning.states import TaskStatus
 from embedtune.training.metric_names import METRIC_NAMES
-from embedtune.training.options import TrainingOptions
+
+if TYPE_CHECKING:
+    from pydantic import GetJsonSchemaHandler
+    from pydantic.json_schema import JsonSchemaValue
+    from pydantic_core import CoreSchema
 
 
 def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
@@ -85,28 +90,43 @@ class DeployOptions(BaseModel):
         return cls.model_validate(metadata.get("deploy") or {})
 
 
-#: The OpenAPI schema of a task's ``metadata``: free-form, but ``training`` and ``deploy``
-#: are documented with every option (they are checked when the task is created).
-METADATA_SCHEMA: dict[str, Any] = {
-    "anyOf": [
-        {
-            "type": "object",
-            "properties": {
-                "training": _inline_refs(TrainingOptions.model_json_schema()),
-                "deploy": _inline_refs(DeployOptions.model_json_schema()),
+@functools.cache
+def metadata_schema() -> dict[str, Any]:
+    """The OpenAPI schema of a task's ``metadata``: free-form, but ``training`` and
+    ``deploy`` are documented with every option (they are checked when the task is
+    created). Made when a JSON schema is first asked for, not on import: the client and
+    the CLI import this module and never need it."""
+    from embedtune.training.options import TrainingOptions
+
+    return {
+        "anyOf": [
+            {
+                "type": "object",
+                "properties": {
+                    "training": _inline_refs(TrainingOptions.model_json_schema()),
+                    "deploy": _inline_refs(DeployOptions.model_json_schema()),
+                },
+                "additionalProperties": True,
             },
-            "additionalProperties": True,
-        },
-        {"type": "null"},
-    ],
-    "title": "Metadata",
-    "description": (
-        "Free-form user metadata, except `training` (the plugin's training options) and "
-        "`deploy` (deploy_as_blue options); the names of those options are refused at the "
-        "top level."
-    ),
-    "examples": [{"initiated_by": "admin", "training": {"epochs": 2, "loss": "mnrl"}}],
-}
+            {"type": "null"},
+        ],
+        "title": "Metadata",
+        "description": (
+            "Free-form user metadata, except `training` (the plugin's training options) and "
+            "`deploy` (deploy_as_blue options); the names of those options are refused at "
+            "the top level."
+        ),
+        "examples": [{"initiated_by": "admin", "training": {"epochs": 2, "loss": "mnrl"}}],
+    }
+
+
+class _MetadataJsonSchema:
+    """``WithJsonSchema(metadata_schema())``, computed only when a JSON schema is made."""
+
+    def __get_pydantic_json_schema__(
+        self, core_schema: CoreSchema, handler: GetJsonSchemaHandler
+    ) -> JsonSchemaValue:
+        return metadata_schema().copy()
 
 
 class TaskCreate(BaseModel):
@@ -114,7 +134,7 @@ class TaskCreate(BaseModel):
 
     embedding_model_id: str = Field(min_length=1, max_length=255)
     batch_id: str | None = Field(default=None, min_length=1, max_length=64)
-    metadata: Annotated[StoredObject | None, WithJsonSchema(METADATA_SCHEMA)] = None
+    metadata: Annotated[StoredObject | None, _MetadataJsonSchema()] = None
     idempotency_key: str | None = Field(default=None, min_length=1, max_length=255)
     deploy_as_blue: StrictBool = False
     wait_on_conflict: StrictBool = False

@@ -5,6 +5,10 @@ after id N" is exact, in any process: a stream first replays from the database w
 after the client's ``Last-Event-ID``, then follows what the process's :class:`EventHub`
 reads. The hub reads the new events of all tasks with one query per poll, however many
 streams are open; events written by workers on other machines arrive the same way.
+
+The hub reads at once when a commit signals events that one of its streams wants
+(:data:`journal.COMMITTED`: directly from writers in this process, through Redis from the
+others), and every ``stream_poll_interval`` in any case: a lost signal only delays.
 """
 
 from __future__ import annotations
@@ -23,7 +27,8 @@ from sse_starlette import ServerSentEvent
 
 from embedtune.core.config import Settings
 from embedtune.core.db import new_session
-from embedtune.fine_tuning import estimates, repository
+from embedtune.core.signals import Signal
+from embedtune.fine_tuning import estimates, journal, repository
 from embedtune.fine_tuning.states import STATUS_AFTER, TERMINAL_EVENTS, EventKind, TaskStatus
 from embedtune.fine_tuning.tables import TaskEvent
 
@@ -45,15 +50,20 @@ _STATUS_DURING = {
 _QUEUE_MOVES = frozenset({EventKind.claimed.value, EventKind.canceled.value})
 
 
+def _status_of(kind_name: str) -> str | None:
+    """The status a task has after (or during) an event of this kind."""
+    kind = EventKind(kind_name) if kind_name in EventKind.__members__ else None
+    status = STATUS_AFTER.get(kind) or _STATUS_DURING.get(kind) if kind else None
+    return status.value if status else None
+
+
 def event_data(event: TaskEvent) -> dict[str, Any]:
     """The JSON of one stream event (and of one history entry)."""
-    kind = EventKind(event.kind) if event.kind in EventKind.__members__ else None
-    status = STATUS_AFTER.get(kind) or _STATUS_DURING.get(kind) if kind else None
     return {
         "id": event.id,
         "task_id": event.task_id,
         "kind": event.kind,
-        "status": status.value if status else None,
+        "status": _status_of(event.kind),
         "detail": event.detail,
         "created_at": event.created_at.isoformat(),
     }
@@ -81,16 +91,20 @@ class Subscription:
 
 
 class EventHub:
-    """Polls the journal for new events while streams are open and hands each to the
-    streams it matches. One per API process (``app.state.event_hub``)."""
+    """Reads the journal for new events while streams are open, when ``signal`` says some
+    committed and every ``poll_interval``, and hands each to the streams it matches. One per
+    API process (``app.state.event_hub``)."""
 
-    def __init__(self, poll_interval: float) -> None:
+    def __init__(self, poll_interval: float, signal: Signal = journal.COMMITTED) -> None:
         self._poll_interval = poll_interval
+        self._signal = signal
         self._subscriptions: set[Subscription] = set()
         self._cursor: int | None = None
         self._wake = asyncio.Event()
         self._starting = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
+        self._relay: asyncio.Task[None] | None = None
+        self._disconnect: Callable[[], None] | None = None
 
     async def subscribe(self, matches: Callable[[dict[str, Any]], bool]) -> Subscription:
         """From when this returns, every new event that ``matches`` is queued for it; what
@@ -101,18 +115,48 @@ class EventHub:
             if self._cursor is None:
                 self._cursor = await run_in_threadpool(_last_id)
         if self._task is None or self._task.done():
-            self._task = asyncio.get_running_loop().create_task(self._run())
+            self._start(asyncio.get_running_loop())
         self._wake.set()
         return subscription
+
+    def _start(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._task = loop.create_task(self._run())
+        if self._disconnect is None:
+            self._disconnect = self._signal.connect(
+                lambda notice: loop.call_soon_threadsafe(self._signaled, notice)
+            )
+            self._relay = loop.create_task(self._signal.relay())
+
+    def _signaled(self, notice: Any) -> None:
+        """On the loop: events committed; read them now if a stream may want one."""
+        try:
+            hints = [
+                {
+                    "task_id": item["task_id"],
+                    "kind": item["kind"],
+                    "status": _status_of(item["kind"]),
+                }
+                for item in notice
+            ]
+        except (TypeError, KeyError):
+            hints = None  # a notice of another version: read, the journal tells
+        if hints is None or any(
+            subscription.matches(hint) for hint in hints for subscription in self._subscriptions
+        ):
+            self._wake.set()
 
     def unsubscribe(self, subscription: Subscription) -> None:
         self._subscriptions.discard(subscription)
 
     async def close(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+        if self._disconnect is not None:
+            self._disconnect()
+            self._disconnect = None
+        for task in (self._task, self._relay):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
 
     async def _run(self) -> None:
         while True:
@@ -122,11 +166,13 @@ class EventHub:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            self._wake.clear()  # a signal from now on calls for another read
             try:
                 await self._poll()
             except Exception:
                 logger.exception("reading task events for the streams failed")
-            await asyncio.sleep(self._poll_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), self._poll_interval)
 
     async def _poll(self) -> None:
         while self._cursor is not None:

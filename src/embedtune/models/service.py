@@ -83,9 +83,9 @@ def register_model(session: Session, request: ModelCreate) -> EmbeddingModel:
     return model
 
 
-@unit_of_work
 def register_bundled_model(session: Session) -> None:
-    """The bundled all-MiniLM-L6-v2 is always available as ``all-MiniLM-L6-v2``."""
+    """The bundled all-MiniLM-L6-v2 is always available as ``all-MiniLM-L6-v2`` (in the
+    caller's unit of work)."""
     repository.upsert_path(
         session,
         BUNDLED_MODEL_ID,

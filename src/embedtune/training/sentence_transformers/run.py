@@ -32,7 +32,7 @@ from transformers import EarlyStoppingCallback, TrainerCallback
 from transformers.trainer_callback import PrinterCallback
 
 from embedtune.training.data import Example, load_examples, split_examples
-from embedtune.training.evaluation import metric_names, retrieval_evaluator
+from embedtune.training.evaluation import distractors, metric_names, retrieval_evaluator
 from embedtune.training.options import TrainingOptions
 from embedtune.training.plugin import (
     BatchSpec,
@@ -131,7 +131,7 @@ class Run:
             )
         if not self.eval:
             raise PluginError("empty_validation_batch", "the validation batch has no examples")
-        self.evaluator = retrieval_evaluator(self.eval)
+        self.evaluator = retrieval_evaluator(self.eval, distractors(self.train, self.eval))
         self.state = RunState.load(
             self.root, fingerprint(paths, options.model_dump(), base_model.id)
         )
