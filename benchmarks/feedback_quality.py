@@ -28,7 +28,6 @@ from typing import Any
 import httpx
 
 import quality
-from _common import uvicorn_server
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 TOP = 10
@@ -94,18 +93,9 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        clicks_file = work / "clicks.jsonl"
-        clicks_file.write_text("".join(json.dumps(p) + "\n" for p in clicked))
-        results["script"] = quality.run_script(clicks_file, base, work / "script")
+        results["script"] = quality.run_script(clicked, base, work / "script")
         print(f"script on clicks: {results['script']['wall_s']:.1f} s", flush=True)
-        env = {
-            "EMBEDTUNE_DATABASE_URL": f"sqlite:///{tmp}/embedtune.db",
-            "EMBEDTUNE_ARTIFACTS_DIR": f"{tmp}/artifacts",
-            "EMBEDTUNE_BROKER_URL": "",
-            "EMBEDTUNE_AUTH": "disabled",
-            "EMBEDTUNE_LOG_LEVEL": "WARNING",
-        }
-        with uvicorn_server("embedtune.app:create_app", env, "/health") as url:
+        with quality.task_server(work) as url:
             started = time.perf_counter()
             upload = (
                 httpx.post(

@@ -37,6 +37,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
@@ -139,7 +140,11 @@ def build_data(args: argparse.Namespace) -> tuple[list[dict[str, str]], dict[str
     return pairs, held_out
 
 
-def run_script(pairs_file: Path, base: str, work: Path) -> dict[str, Any]:
+def run_script(pairs: list[dict[str, str]], base: str, work: Path) -> dict[str, Any]:
+    """The plain script on ``pairs``, in its own process; wall time = that whole process."""
+    work.mkdir(parents=True, exist_ok=True)
+    pairs_file = work / "pairs.jsonl"
+    pairs_file.write_text("".join(json.dumps(p) + "\n" for p in pairs))
     started = time.perf_counter()
     done = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(pairs_file), base, str(work)],
@@ -183,6 +188,18 @@ def run_task(
         "recipe": metrics["recipe"],
         "steps": sum(t["steps"] for t in metrics["trials"]),
     }
+
+
+def task_server(work: Path) -> AbstractContextManager[str]:
+    """A real embedtune server (embedded worker, SQLite) keeping its state in ``work``."""
+    env = {
+        "EMBEDTUNE_DATABASE_URL": f"sqlite:///{work}/embedtune.db",
+        "EMBEDTUNE_ARTIFACTS_DIR": f"{work}/artifacts",
+        "EMBEDTUNE_BROKER_URL": "",
+        "EMBEDTUNE_AUTH": "disabled",
+        "EMBEDTUNE_LOG_LEVEL": "WARNING",
+    }
+    return uvicorn_server("embedtune.app:create_app", env, "/health")
 
 
 def score(model_path: str, held_out: dict[str, Any]) -> dict[str, float]:
@@ -236,19 +253,10 @@ def main() -> None:
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory() as tmp:
         work = Path(tmp)
-        pairs_file = work / "pairs.jsonl"
-        pairs_file.write_text("".join(json.dumps(p) + "\n" for p in pairs))
-        results["script"] = run_script(pairs_file, base, work / "script")
+        results["script"] = run_script(pairs, base, work / "script")
         print(f"script: {results['script']['wall_s']:.1f} s", flush=True)
-        env = {
-            "EMBEDTUNE_DATABASE_URL": f"sqlite:///{tmp}/embedtune.db",
-            "EMBEDTUNE_ARTIFACTS_DIR": f"{tmp}/artifacts",
-            "EMBEDTUNE_BROKER_URL": "",
-            "EMBEDTUNE_AUTH": "disabled",
-            "EMBEDTUNE_LOG_LEVEL": "WARNING",
-        }
-        with uvicorn_server("embedtune.app:create_app", env, "/health") as url:
-            with pairs_file.open("rb") as handle:
+        with task_server(work) as url:
+            with (work / "script" / "pairs.jsonl").open("rb") as handle:
                 batch = httpx.post(f"{url}/batches", files={"file": ("pairs.jsonl", handle)})
             batch.raise_for_status()
             batch_id = batch.json()["id"]
