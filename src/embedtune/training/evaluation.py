@@ -22,7 +22,7 @@ _ENCODE_BATCH_SIZE = 64
 #: most. Against its own positives alone a held-out query is too easy: every checkpoint
 #: scores near 1, and the "best" one is picked by a single query's rank.
 DISTRACTORS_PER_QUERY = 4
-MAX_DISTRACTORS = 2_000
+MAX_DISTRACTORS = 1_000
 
 
 def distractors(train: Sequence[Example], held_out: Sequence[Example]) -> list[str]:
