@@ -3,14 +3,13 @@ from before a restart, messages of canceled tasks, and messages lost while it wa
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 
-from conftest import wait_for_status
+from conftest import wait_for_status, wait_until
 from embedtune.core.config import get_settings
 
 from .helpers import (
@@ -119,7 +118,12 @@ def test_task_created_while_broker_is_down_is_dispatched_when_it_is_back(
     create_task: Callable[..., dict[str, Any]] = request.getfixturevalue("create_task")
 
     task = create_task(metadata={"script": {"steps": 2, "step_seconds": 0.05}})
-    time.sleep(1.5)  # three reaper passes with the broker still down
+    # Two reaper passes retry the send while the broker is still down.
+    wait_until(
+        lambda: _failed_sends(client, task["id"]) >= 3,
+        timeout=30,
+        message="the reaper did not retry the send while the broker was down",
+    )
 
     stranded = client.get(f"/fine-tuning/task/{task['id']}").json()
     kinds_while_down = event_kinds(client, task["id"])
@@ -132,6 +136,14 @@ def test_task_created_while_broker_is_down_is_dispatched_when_it_is_back(
     assert done["status"] == "completed"
     assert done["attempts"] == 1
     assert len(read_log(settings_env, "trainings.log", task["id"])) == 1
+
+
+def _failed_sends(client: TestClient, task_id: str) -> int:
+    """Sends of the task that failed: its ``dispatch_failed`` event and the repeats counted
+    in it."""
+    events = client.get(f"/fine-tuning/task/{task_id}/events").json()
+    failed = [event for event in events if event["kind"] == "dispatch_failed"]
+    return sum(1 + int(event["detail"].get("repeats", 0)) for event in failed)
 
 
 def _message_id(client: TestClient, task_id: str) -> str:

@@ -198,6 +198,10 @@ def _train(task: Task, report: TaskReport, settings: Settings) -> tuple[Training
     return result, model.id, model.plugin
 
 
+class _NotCompleted(Exception):
+    """The run lost its task before completing it (canceled, or claimed by another)."""
+
+
 def _record_success(
     task: Task, result: TrainingResult, base_model_id: str, plugin: str, context: RunContext
 ) -> bool:
@@ -205,26 +209,26 @@ def _record_success(
     path = artifacts.store_model(result.model_dir, model_id)
     metrics = checkpoints.store(task.id, result)
     url = f"{context.settings.base_url}/models/{model_id}/download"
-    with new_session(writer=True) as session, transaction(session):
-        models.register_fine_tuned(
-            session,
-            model_id=model_id,
-            path=path,
-            plugin=plugin,
-            parent_id=base_model_id,
-            task_id=task.id,
-            metrics=metrics,
-        )
-        completed = running.complete_task(session, task, model_id, url, metrics)
-        if not completed:
-            session.rollback()  # the model registration goes with it
-    if completed:
-        # After the completion commit: a failed deployment never fails the task.
-        context.deployer.after_completion(task.id)
-        return True
-    artifacts.remove_model(model_id)
-    checkpoints.remove(task.id, result)
-    return False
+    try:
+        with new_session(writer=True) as session, transaction(session):
+            models.register_fine_tuned(
+                session,
+                model_id=model_id,
+                path=path,
+                plugin=plugin,
+                parent_id=base_model_id,
+                task_id=task.id,
+                metrics=metrics,
+            )
+            if not running.complete_task(session, task, model_id, url, metrics):
+                raise _NotCompleted  # the unit rolls back: the registration goes with it
+    except _NotCompleted:
+        artifacts.remove_model(model_id)
+        checkpoints.remove(task.id, result)
+        return False
+    # After the completion commit: a failed deployment never fails the task.
+    context.deployer.after_completion(task.id)
+    return True
 
 
 def run_task_message(context: RunContext) -> None:
