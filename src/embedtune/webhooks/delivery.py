@@ -19,7 +19,7 @@ import httpx
 from standardwebhooks.webhooks import Webhook as Signer
 
 from embedtune.core.config import Settings
-from embedtune.core.db import new_session, utcnow
+from embedtune.core.db import new_session, transaction, utcnow
 from embedtune.webhooks import repository
 from embedtune.webhooks.addresses import ForbiddenReceiver, check_receiver
 from embedtune.webhooks.service import deliveries_stored
@@ -81,11 +81,10 @@ class Deliverer:
         try:
             now = utcnow()
             lease = now + timedelta(seconds=self._settings.webhook_timeout + LEASE_MARGIN_S)
-            with new_session(writer=True) as session:
+            with new_session(writer=True) as session, transaction(session):
                 for delivery_id in repository.list_due(session, now, free) if free else []:
                     if repository.claim(session, delivery_id, now, lease):
                         claimed.append(delivery_id)
-                session.commit()
         finally:
             for _ in range(free - len(claimed)):
                 self._slots.release()
@@ -160,7 +159,7 @@ class Deliverer:
         error: str | None,
         next_attempt_at: datetime | None,
     ) -> None:
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             repository.record_attempt(
                 session,
                 delivery_id,
@@ -169,4 +168,3 @@ class Deliverer:
                 error=error,
                 next_attempt_at=next_attempt_at,
             )
-            session.commit()

@@ -10,7 +10,7 @@ import threading
 from datetime import timedelta
 
 from embedtune.core.config import Settings
-from embedtune.core.db import new_session, utcnow
+from embedtune.core.db import new_session, transaction, utcnow
 from embedtune.workers import repository
 
 logger = logging.getLogger(__name__)
@@ -55,9 +55,8 @@ class Presence:
         _changed.set()
         self._thread.join()
         try:
-            with new_session(writer=True) as session:
+            with new_session(writer=True) as session, transaction(session):
                 repository.remove(session, self._id)
-                session.commit()
         except Exception:
             logger.exception("could not remove worker %s from the registry", self._id)
 
@@ -65,7 +64,7 @@ class Presence:
         with _running_lock:
             running = sorted(_running)
         now = utcnow()
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             repository.upsert(
                 session,
                 {
@@ -83,7 +82,6 @@ class Presence:
             repository.remove_stale(
                 session, now - timedelta(seconds=10 * self._settings.heartbeat_timeout)
             )
-            session.commit()
 
     def _run(self) -> None:
         while not self._stop.is_set():
