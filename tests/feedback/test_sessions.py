@@ -71,6 +71,20 @@ def test_a_taken_id_is_judged_before_missing_texts_and_an_unpaired_surrogate_is_
     assert app_client.get("/feedback/sessions").headers["x-total-count"] == "1"
 
 
+@pytest.mark.parametrize("metadata", [{"text": "unpaired \ud800"}, {"unpaired \udc00": 1}])
+def test_an_unpaired_surrogate_in_metadata_is_422(
+    app_client: TestClient, metadata: dict[str, object]
+) -> None:
+    body = {**session_body("s1", "q", ["a"]), "metadata": metadata}
+    response = app_client.post(
+        "/feedback/sessions",
+        content=json.dumps(body),  # ASCII escapes: the JSON itself is valid
+        headers={"content-type": "application/json"},
+    )
+    assert (response.status_code, response.json()["code"]) == (422, "validation_error")
+    assert app_client.get("/feedback/sessions").headers["x-total-count"] == "0"
+
+
 def test_a_text_that_spells_a_nul_escape_is_stored(app_client: TestClient) -> None:
     body = session_body("s1", r"what does \u0000 mean", ["a"], metadata={"k": r"\u0000"})
     assert post_session(app_client, body)["query"] == r"what does \u0000 mean"

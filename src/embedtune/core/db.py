@@ -67,6 +67,9 @@ def utcnow() -> datetime:
 SQLITE_BUSY_TIMEOUT_MS = 60_000
 _WRITER_OPTION = "embedtune_writer"
 _UNIT_DEPTH = "embedtune_unit_depth"
+#: An execution option for statements whose every text was checked where it was parsed
+#: (``core.wire``'s rules): the per-parameter check below skips them.
+TEXTS_CHECKED = "embedtune_texts_checked"
 P = ParamSpec("P")
 R = TypeVar("R")
 _READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -156,12 +159,16 @@ class _WriterTurns:
 
 
 def _check_text_parameters(
-    _connection: Any, _cursor: Any, _statement: str, parameters: Any, *_: Any
+    _connection: Any, _cursor: Any, _statement: str, parameters: Any, context: Any, *_: Any
 ) -> None:
     """No client text reaches SQL that a database cannot hold: PostgreSQL rejects NUL
     characters and no driver encodes an unpaired surrogate (both raised deep in the
     driver, as a 500). Every text parameter of every statement passes here, and every text
-    in an array parameter (a column of rows unnested on PostgreSQL)."""
+    in an array parameter (a column of rows unnested on PostgreSQL), unless the statement
+    says its texts were checked already (:data:`TEXTS_CHECKED`: bulk writes of parsed rows,
+    where this walk would be a fifth of the work)."""
+    if context is not None and context.execution_options.get(TEXTS_CHECKED):
+        return
     rows = parameters if isinstance(parameters, list) else (parameters,)
     for row in rows:
         values = row.values() if isinstance(row, dict) else row or ()

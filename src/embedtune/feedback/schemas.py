@@ -7,6 +7,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, field_validator
 
+from embedtune.core.wire import StoredObject
+
 #: The most results one session may show.
 MAX_RESULTS = 100
 
@@ -33,7 +35,8 @@ class SessionIn(BaseModel):
     clicks: list[Id] = Field(default_factory=list, max_length=MAX_RESULTS)
     user_id: Id | None = None
     created_at: datetime | None = None
-    metadata: dict[str, Any] | None = None
+    #: Free-form; its texts and depth are checked as the task's metadata is.
+    metadata: StoredObject | None = None
 
     @field_validator("query")
     @classmethod

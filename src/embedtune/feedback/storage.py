@@ -16,12 +16,18 @@ from sqlalchemy import Column, Table
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.orm import Session
 
+from embedtune.core.db import TEXTS_CHECKED
 from embedtune.feedback.tables import (
     FeedbackClick,
     FeedbackDocument,
     FeedbackResult,
     FeedbackSession,
 )
+
+#: Every text of a new session was checked where it was parsed: pydantic refuses unpaired
+#: surrogates in its strings, ``SessionIn.metadata`` is a ``StoredObject``, and
+#: ``ingest._check_rules`` refuses NUL anywhere in the body.
+_CHECKED = {TEXTS_CHECKED: True}
 
 _session = cast(Table, FeedbackSession.__table__)
 _result = cast(Table, FeedbackResult.__table__)
@@ -58,6 +64,7 @@ def store_sessions(session: Session, new: NewSessions) -> dict[str, int]:
         sqlite.insert(_session)
         .on_conflict_do_nothing(index_elements=["session_id"])
         .returning(_session.c.session_id, _session.c.pk)
+        .execution_options(**_CHECKED)
     )
     pks = {row.session_id: row.pk for row in session.execute(statement, new.sessions)}
     texts = {doc: text for sid, doc, text in new.texts if sid in pks}
@@ -77,7 +84,9 @@ def store_sessions(session: Session, new: NewSessions) -> dict[str, int]:
             marks = ", ".join("?" for _ in columns)
             by_column = _bound(connection.dialect, columns, rows)
             sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {tail}"
-            connection.exec_driver_sql(sql, list(zip(*by_column, strict=True)))
+            connection.exec_driver_sql(
+                sql, list(zip(*by_column, strict=True)), execution_options=_CHECKED
+            )
     return pks
 
 
@@ -151,4 +160,5 @@ SELECT session_id, pk FROM s"""
         *_bound(dialect, (sid, *_RESULT_COLUMNS[1:]), new.results),
         *_bound(dialect, (sid, *_CLICK_COLUMNS[1:]), new.clicks),
     )
-    return {session_id: pk for session_id, pk in connection.exec_driver_sql(sql, parameters)}
+    rows = connection.exec_driver_sql(sql, parameters, execution_options=_CHECKED)
+    return {session_id: pk for session_id, pk in rows}
