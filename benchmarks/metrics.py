@@ -156,6 +156,9 @@ def main() -> None:
             "EMBEDTUNE_BROKER_URL": "",
             "EMBEDTUNE_AUTH": "disabled",
             "EMBEDTUNE_REAPER_INTERVAL": str(10**9),
+            # No export of the bundled model for the fast engines in the background: it would
+            # take the cores from the measured requests for its first 15 s.
+            "EMBEDTUNE_INFERENCE_BACKEND": "torch",
             "EMBEDTUNE_LOG_LEVEL": "WARNING",
         }
         with uvicorn_server("embedtune.app:create_app", env, "/health") as url:

@@ -210,6 +210,9 @@ def main() -> None:
             "EMBEDTUNE_ARTIFACTS_DIR": artifacts,
             "EMBEDTUNE_BROKER_URL": args.redis_url,
             "EMBEDTUNE_REAPER_INTERVAL": str(10**9),
+            # No export of the bundled model for the fast engines in the background: it would
+            # take the cores from the measured requests for its first 15 s.
+            "EMBEDTUNE_INFERENCE_BACKEND": "torch",
             "EMBEDTUNE_LOG_LEVEL": "WARNING",
         }
         os.environ.update(env)  # this process plays the worker, on the same database

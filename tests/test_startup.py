@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from pathlib import Path
 
@@ -22,6 +23,7 @@ def test_start_up_logs_one_block_with_dashboard_database_broker_worker_and_model
     caplog.set_level(logging.INFO)
     with TestClient(create_app()) as client:  # the first embedding loads the blue model
         assert client.post("/v1/embeddings", json={"input": "a"}).status_code == 200
+        assert gc.get_freeze_count() > 0  # start-up's objects are left out of collections
     assert "Loading weights" not in capfd.readouterr().err  # no tqdm bar in the server's log
     [block] = [r.getMessage() for r in caplog.records if r.name == "embedtune.startup"]
     lines = block.splitlines()

@@ -12,11 +12,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Column, Table
-from sqlalchemy.dialects import sqlite
+from sqlalchemy import Column, Connection, Table
 from sqlalchemy.orm import Session
 
-from embedtune.core.db import TEXTS_CHECKED
+from embedtune.core.db import TEXTS_CHECKED, UTCDateTime
 from embedtune.feedback.tables import (
     FeedbackClick,
     FeedbackDocument,
@@ -59,20 +58,13 @@ def store_sessions(session: Session, new: NewSessions) -> dict[str, int]:
         return {}
     if session.get_bind().dialect.name == "postgresql":
         return _pg_store_sessions(session, new)
-    # SQLite's driver returns no rows from executemany: SQLAlchemy's multi-row VALUES.
-    statement = (
-        sqlite.insert(_session)
-        .on_conflict_do_nothing(index_elements=["session_id"])
-        .returning(_session.c.session_id, _session.c.pk)
-        .execution_options(**_CHECKED)
-    )
-    pks = {row.session_id: row.pk for row in session.execute(statement, new.sessions)}
+    connection = session.connection()
+    pks = _sqlite_insert_sessions(connection, new.sessions)
     texts = {doc: text for sid, doc, text in new.texts if sid in pks}
     # Ids in sorted order, so concurrent writers lock shared documents in the same order.
     documents = [(doc, texts[doc], new.now) for doc in sorted(texts)]
     results = [(pks[sid], rank, doc) for sid, rank, doc in new.results if sid in pks]
     clicks = [(pks[sid], doc, rank, at) for sid, doc, rank, at in new.clicks if sid in pks]
-    connection = session.connection()
     for columns, rows, tail in (
         (_DOCUMENT_COLUMNS, documents, _UPSERT_TAIL),
         (_RESULT_COLUMNS, results, ""),
@@ -107,8 +99,42 @@ def _bound(dialect: Any, columns: Sequence[Column[Any]], rows: list[Any]) -> lis
     for index, column in enumerate(columns):
         process = column.type.dialect_impl(dialect).bind_processor(dialect)
         values = [row[index] for row in rows]
-        by_column.append(values if process is None else [process(v) for v in values])
+        if process is None:
+            by_column.append(values)
+        elif isinstance(column.type, UTCDateTime):
+            # A chunk's times are mostly one (its arrival): each distinct one bound once.
+            bound: dict[Any, Any] = {}
+            by_column.append(
+                [bound[v] if v in bound else bound.setdefault(v, process(v)) for v in values]
+            )
+        else:
+            by_column.append([process(v) for v in values])
     return by_column
+
+
+#: Sessions a SQLite statement inserts: 14 parameters each, under SQLite's 32,766.
+_SQLITE_PAGE = 500
+
+
+def _sqlite_insert_sessions(connection: Connection, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (SQLite's driver returns no
+    rows from executemany), its parameters bound as ``_bound`` does."""
+    columns = _SESSION_COLUMNS
+    values = [tuple(row[column.key] for column in columns) for row in rows]
+    bound = list(zip(*_bound(connection.dialect, columns, values), strict=True))
+    names = ", ".join(column.name for column in columns)
+    marks = "(" + ", ".join("?" for _ in columns) + ")"
+    pks: dict[str, int] = {}
+    for start in range(0, len(bound), _SQLITE_PAGE):
+        page = bound[start : start + _SQLITE_PAGE]
+        sql = (
+            f"INSERT INTO feedback_session ({names}) VALUES {', '.join([marks] * len(page))} "
+            "ON CONFLICT (session_id) DO NOTHING RETURNING session_id, pk"
+        )
+        parameters = tuple(value for row in page for value in row)
+        result = connection.exec_driver_sql(sql, parameters, execution_options=_CHECKED)
+        pks.update({session_id: pk for session_id, pk in result})
+    return pks
 
 
 def _arrays(dialect: Any, columns: Sequence[Column[Any]]) -> str:
