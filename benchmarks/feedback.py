@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import hashlib
 import io
 import itertools
 import json
@@ -42,6 +43,7 @@ from embedtune.core.config import get_settings
 from embedtune.core.db import get_engine, get_session_factory, new_session, transaction, utcnow
 from embedtune.feedback import ingest as feedback_ingest
 from embedtune.feedback import service
+from embedtune.feedback.pairs import normalize_query
 from embedtune.feedback.tables import (
     FeedbackClick,
     FeedbackDocument,
@@ -132,10 +134,13 @@ def bare_rows(content: bytes) -> Iterator[dict[str, list[dict[str, Any]]]]:
                     "pk": pk,
                     "session_id": body["session_id"],
                     "query": body["query"],
-                    "query_key": f"{pk:064x}",
+                    # The same keys as embedtune's (indexed: their order costs at scale).
+                    "query_key": hashlib.sha256(
+                        normalize_query(body["query"]).encode()
+                    ).hexdigest(),
                     "created_at": now,
                     "received_at": now,
-                    "fingerprint": f"{pk:064x}",
+                    "fingerprint": hashlib.sha256(line).hexdigest(),
                     "num_results": RESULTS,
                     "num_clicks": len(body["clicks"]),
                     "irrelevant": False,

@@ -91,15 +91,16 @@ def _reused(session_id: str) -> Unprocessable:
     )
 
 
-def _session_row(body: SessionIn, fingerprint: str, now: datetime) -> dict[str, Any]:
-    ranks = {result.id: rank for rank, result in enumerate(body.results, start=1)}
-    clicked = [ranks[doc] for doc in dict.fromkeys(body.clicks)]
+def _session_row(
+    body: SessionIn, fingerprint: str, now: datetime, created_at: datetime, clicked: list[int]
+) -> dict[str, Any]:
+    """``clicked``: the ranks of the session's clicks."""
     return {
         "session_id": body.session_id,
         "query": body.query,
         "query_key": hashlib.sha256(normalize_query(body.query).encode()).hexdigest(),
         "user_id": body.user_id,
-        "created_at": _created_at(body, now),
+        "created_at": created_at,
         "received_at": now,
         "metadata": body.metadata,
         "fingerprint": fingerprint,
@@ -171,15 +172,17 @@ def _new_rows(new: list[tuple[SessionIn, str]], now: datetime) -> storage.NewSes
     rows = storage.NewSessions(now=now)
     for body, fingerprint in new:
         sid = body.session_id
-        rows.sessions.append(_session_row(body, fingerprint, now))
-        ranks: dict[str, int] = {}
-        for rank, result in enumerate(body.results, start=1):
-            ranks[result.id] = rank
-            rows.results.append((sid, rank, result.id))
-            if result.text is not None:
-                rows.texts.append((sid, result.id, result.text))
         created_at = _created_at(body, now)
-        rows.clicks += [(sid, doc, ranks[doc], created_at) for doc in dict.fromkeys(body.clicks)]
+        rows.results += [(sid, rank, r.id) for rank, r in enumerate(body.results, start=1)]
+        rows.texts += [(sid, r.id, r.text) for r in body.results if r.text is not None]
+        clicked: list[int] = []
+        if body.clicks:
+            ranks = {r.id: rank for rank, r in enumerate(body.results, start=1)}
+            clicked = [ranks[doc] for doc in dict.fromkeys(body.clicks)]
+            rows.clicks += [
+                (sid, doc, ranks[doc], created_at) for doc in dict.fromkeys(body.clicks)
+            ]
+        rows.sessions.append(_session_row(body, fingerprint, now, created_at, clicked))
     return rows
 
 
