@@ -115,13 +115,12 @@ def keys_create(
 ) -> None:
     """Create a key and print it once; only its hash is stored."""
     from embedtune.auth import service as auth
-    from embedtune.core.db import new_session
+    from embedtune.core.db import new_session, transaction
 
     with _server_errors():
         _database()
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             key, secret = auth.create_key(session, name)
-            session.commit()
     err.print(f"Created key {key.id} ({key.name}). Store it now: it is not shown again.")
     typer.echo(secret)
 
@@ -163,11 +162,10 @@ def keys_list(as_json: JsonOption = False) -> None:
 def keys_revoke(key_id: str) -> None:
     """Revoke a key; requests with it are refused within seconds."""
     from embedtune.auth import service as auth
-    from embedtune.core.db import new_session
+    from embedtune.core.db import new_session, transaction
 
     with _server_errors():
         _database()
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             key = auth.revoke_key(session, key_id)
-            session.commit()
     out.print(f"revoked {key.id} ({key.name})")

@@ -15,7 +15,7 @@ from dramatiq_abort import Event, EventBackend
 from sqlalchemy import JSON, String, delete, select
 from sqlalchemy.orm import Mapped, mapped_column
 
-from embedtune.core.db import Base, UTCDateTime, new_session, utcnow
+from embedtune.core.db import Base, UTCDateTime, new_session, transaction, utcnow
 
 #: How often a waiting worker looks for a signal.
 POLL_INTERVAL_S = 0.2
@@ -32,11 +32,10 @@ class AbortSignal(Base):
 class DatabaseAbortBackend(EventBackend):  # type: ignore[misc]
     def notify(self, events: Iterable[Event], ttl: int) -> None:
         expires_at = utcnow() + timedelta(milliseconds=ttl)
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             session.execute(delete(AbortSignal).where(AbortSignal.expires_at < utcnow()))
             for key, params in events:
                 session.merge(AbortSignal(key=key, params=params, expires_at=expires_at))
-            session.commit()
 
     def poll(self, key: str) -> Event | None:
         return self._pop([key])
@@ -53,17 +52,16 @@ class DatabaseAbortBackend(EventBackend):  # type: ignore[misc]
     def _pop(self, keys: list[str]) -> Event | None:
         if not keys:
             return None
-        with new_session(writer=True) as session:
+        with new_session(writer=True) as session, transaction(session):
             signal = session.scalars(
                 select(AbortSignal).where(
                     AbortSignal.key.in_(keys), AbortSignal.expires_at >= utcnow()
                 )
             ).first()
             if signal is None:
-                session.rollback()
                 return None
             # Deleting is the claim: of several pollers only the one that deletes it wins.
             deleted = session.execute(delete(AbortSignal).where(AbortSignal.key == signal.key))
-            session.commit()
             won = getattr(deleted, "rowcount", 0) == 1
-            return Event(signal.key, dict(signal.params)) if won else None
+            event = Event(signal.key, dict(signal.params)) if won else None
+        return event
