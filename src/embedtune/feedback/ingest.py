@@ -178,9 +178,10 @@ def _new_rows(new: list[tuple[SessionIn, str]], now: datetime) -> storage.NewSes
         clicked: list[int] = []
         if body.clicks:
             ranks = {r.id: rank for rank, r in enumerate(body.results, start=1)}
-            clicked = [ranks[doc] for doc in dict.fromkeys(body.clicks)]
+            distinct = list(dict.fromkeys(body.clicks))
+            clicked = [ranks[doc] for doc in distinct]
             rows.clicks += [
-                (sid, doc, ranks[doc], created_at) for doc in dict.fromkeys(body.clicks)
+                (sid, doc, rank, created_at) for doc, rank in zip(distinct, clicked, strict=True)
             ]
         rows.sessions.append(_session_row(body, fingerprint, now, created_at, clicked))
     return rows
