@@ -44,7 +44,7 @@ from pydantic import BaseModel
 from sqlalchemy import Column, Engine, MetaData, String, Table, create_engine, insert, text
 from sqlalchemy.engine import make_url
 
-from _common import Latency, uvicorn_server
+from _common import MEASURED_SERVER_ENV, Latency, uvicorn_server
 from embedtune.core.db import UTCDateTime, get_writer_engine, utcnow
 from embedtune.core.ids import new_id
 from embedtune.models.service import BUNDLED_MODEL_ID
@@ -470,11 +470,7 @@ def main() -> None:
             "EMBEDTUNE_DATABASE_URL": database_url,
             "EMBEDTUNE_ARTIFACTS_DIR": artifacts,
             "EMBEDTUNE_BROKER_URL": args.redis_url,
-            "EMBEDTUNE_REAPER_INTERVAL": str(10**9),
-            # No export of the bundled model for the fast engines in the background: it would
-            # take the cores from the measured requests for its first 15 s.
-            "EMBEDTUNE_INFERENCE_BACKEND": "torch",
-            "EMBEDTUNE_LOG_LEVEL": "WARNING",
+            **MEASURED_SERVER_ENV,
         }
         embedtune_url = stack.enter_context(
             uvicorn_server("embedtune.app:create_app", env, "/health")

@@ -37,7 +37,7 @@ from typing import Any
 
 from sqlalchemy import create_engine
 
-from _common import uvicorn_server
+from _common import MEASURED_SERVER_ENV, uvicorn_server
 from api import BARE_DATABASE_ENV, Throughput, bare_metadata, drive, temporary_database
 from embedtune.core.config import get_settings
 from embedtune.core.db import get_engine, get_session_factory, new_session, transaction, utcnow
@@ -241,11 +241,7 @@ def bench_post(database_url: str, log: SearchLog, args: argparse.Namespace) -> N
     env = {
         "EMBEDTUNE_DATABASE_URL": database_url,
         "EMBEDTUNE_BROKER_URL": "",
-        "EMBEDTUNE_REAPER_INTERVAL": str(10**9),
-        # No export of the bundled model for the fast engines in the background: it would
-        # take the cores from the measured requests for its first 15 s.
-        "EMBEDTUNE_INFERENCE_BACKEND": "torch",
-        "EMBEDTUNE_LOG_LEVEL": "WARNING",
+        **MEASURED_SERVER_ENV,
     }
     bare, feedback = Throughput(), Throughput()
     with (

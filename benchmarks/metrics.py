@@ -32,7 +32,7 @@ import httpx
 from sqlalchemy import create_engine, func, insert, select
 from sqlalchemy.engine import Engine
 
-from _common import Latency, uvicorn_server
+from _common import MEASURED_SERVER_ENV, Latency, uvicorn_server
 from embedtune.core.db import utcnow
 from embedtune.fine_tuning.tables import Task, TaskEvent
 from embedtune.models.service import BUNDLED_MODEL_ID
@@ -155,11 +155,7 @@ def main() -> None:
             "EMBEDTUNE_ARTIFACTS_DIR": f"{home}/artifacts",
             "EMBEDTUNE_BROKER_URL": "",
             "EMBEDTUNE_AUTH": "disabled",
-            "EMBEDTUNE_REAPER_INTERVAL": str(10**9),
-            # No export of the bundled model for the fast engines in the background: it would
-            # take the cores from the measured requests for its first 15 s.
-            "EMBEDTUNE_INFERENCE_BACKEND": "torch",
-            "EMBEDTUNE_LOG_LEVEL": "WARNING",
+            **MEASURED_SERVER_ENV,
         }
         with uvicorn_server("embedtune.app:create_app", env, "/health") as url:
             engine = create_engine(database_url)

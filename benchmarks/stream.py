@@ -32,7 +32,7 @@ import httpx
 import redis
 from sqlalchemy.engine import make_url
 
-from _common import Latency, uvicorn_server
+from _common import MEASURED_SERVER_ENV, Latency, uvicorn_server
 from api import BUNDLED_MODEL_ID, Throughput, drive, temporary_database, upload_batch
 
 
@@ -209,11 +209,7 @@ def main() -> None:
             "EMBEDTUNE_DATABASE_URL": database_url,
             "EMBEDTUNE_ARTIFACTS_DIR": artifacts,
             "EMBEDTUNE_BROKER_URL": args.redis_url,
-            "EMBEDTUNE_REAPER_INTERVAL": str(10**9),
-            # No export of the bundled model for the fast engines in the background: it would
-            # take the cores from the measured requests for its first 15 s.
-            "EMBEDTUNE_INFERENCE_BACKEND": "torch",
-            "EMBEDTUNE_LOG_LEVEL": "WARNING",
+            **MEASURED_SERVER_ENV,
         }
         os.environ.update(env)  # this process plays the worker, on the same database
         base_url = stack.enter_context(uvicorn_server("embedtune.app:create_app", env, "/health"))
