@@ -7,7 +7,7 @@ exports' quality check, and the blue switch.
    bundled all-MiniLM-L6-v2, once with ``SentenceTransformer.encode`` in this process (one
    call, the library's default batch size of 32: the baseline), then through
    ``/v1/embeddings`` of a real server (uvicorn, one process) on each engine
-   (``EMBEDTUNE_INFERENCE_BACKEND`` torch, onnx, openvino) by 1 and by ``--clients``
+   (``EMBEDTUNE_INFERENCE_BACKEND`` auto, torch, onnx, openvino) by 1 and by ``--clients``
    concurrent clients each sending requests of ``--texts-per-request`` texts
    (``encoding_format: base64``, as the OpenAI client does). Prints embeddings/s and the
    ratio to the baseline, and the served embeddings' cosine with the baseline's.
@@ -56,8 +56,9 @@ def make_texts(count: int) -> list[str]:
     return texts[:count]
 
 
-BACKENDS = ("torch", "onnx", "openvino")
-DEFAULT_BACKEND = "onnx"
+BACKENDS = ("auto", "torch", "onnx", "openvino")
+#: The default engine: the fastest exported variant that passed the quality check.
+DEFAULT_BACKEND = "auto"
 
 
 def baseline(texts: list[str]) -> tuple[float, np.ndarray]:
@@ -251,13 +252,14 @@ def main() -> None:
         f"({quality.get('source', '?')}); status {export.get('export_status')}"
     )
     torch_mrr = (quality.get("torch") or {}).get("mrr@10", float("nan"))
-    for variant in ("onnx_int8", "onnx_fp32", "openvino"):
+    for variant in ("onnx_int8", "onnx_fp32", "openvino_int8", "openvino"):
         figures = quality.get(variant)
         if figures:
             print(
-                f"quality    {variant:10} cosine mean {figures['cosine_mean']:.4f} min "
+                f"quality    {variant:13} cosine mean {figures['cosine_mean']:.4f} min "
                 f"{figures['cosine_min']:.4f}  MRR@10 {figures['mrr@10']:.4f} "
-                f"(torch {torch_mrr:.4f}, gate: cosine >= 0.99, drop <= 0.005)"
+                f"(torch {torch_mrr:.4f}, gate: cosine >= 0.99, drop <= 0.005), "
+                f"{figures['encode_seconds']:.2f} s"
             )
     default = runs.get(DEFAULT_BACKEND)
     if default is not None:

@@ -75,7 +75,8 @@ class Settings(BaseSettings):
     #: The most texts encoded in one call (one request's texts are never split).
     inference_max_batch_texts: int = Field(default=256, ge=1)
     inference_encode_batch_size: int = Field(default=32, ge=1)
-    #: The engine of /v1/embeddings: ``auto`` is onnx (int8) on a CPU, torch on a GPU.
+    #: The engine of /v1/embeddings: ``auto`` is, on a CPU, the fastest exported variant that
+    #: passed the quality check (as the check timed it), and torch on a GPU.
     inference_backend: Literal["auto", "torch", "onnx", "openvino"] = "auto"
     #: Threads of an ONNX Runtime session (0: its default, one per core).
     inference_threads: int = Field(default=0, ge=0)

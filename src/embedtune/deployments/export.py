@@ -6,7 +6,9 @@ pooling, dense layers, normalization) traced with ``torch.onnx.export`` into
 ``onnx/model.onnx``, quantized to int8 with onnxruntime's dynamic quantization
 (``onnx/model_qint8.onnx``: per-channel weights, matrix products only, which keeps MiniLM's
 embeddings at cosine ≈ 0.994 where quantizing every op gave 0.968), and converted from the
-fp32 graph for OpenVINO (``openvino/openvino_model.xml``). The tokenizer is saved beside the
+fp32 graph for OpenVINO (``openvino/openvino_model.xml``), which NNCF then quantizes to static
+int8 (``openvino/openvino_model_int8.xml``: activations too, calibrated on a few real texts,
+with smooth quantization, NNCF's preset for transformers). The tokenizer is saved beside the
 ONNX files, and ``onnx/export.json`` holds what the engines need and the quality check's
 figures; it is written last, so an export without it is incomplete.
 
@@ -38,16 +40,19 @@ from embedtune.deployments.backends import (
     load_onnx,
     load_openvino,
 )
+from embedtune.deployments.quality_pairs import calibration_texts
 from embedtune.training.data import Example
 
 logger = logging.getLogger(__name__)
 
 MANIFEST = "onnx/export.json"
-FORMAT = 1
+#: 2: with ``openvino_int8``; an export of format 1 is made again.
+FORMAT = 2
 #: Variant → file, in the order a backend prefers them.
 VARIANTS = {
     "onnx_int8": "onnx/model_qint8.onnx",
     "onnx_fp32": "onnx/model.onnx",
+    "openvino_int8": "openvino/openvino_model_int8.xml",
     "openvino": "openvino/openvino_model.xml",
 }
 TOKENIZER_DIR = "onnx"
@@ -55,6 +60,11 @@ TOKENIZER_DIR = "onnx"
 FOLDERS = ("openvino", "onnx")
 _OPSET = 17
 _QUALITY_BATCH_SIZE = 32
+#: Texts that calibrate the static int8 graph, in batches of this size. 128 texts took
+#: about 10 s on 2 cores and kept MiniLM's embeddings at cosine 0.996 with torch's (400:
+#: 0.997 in 21 s; without smooth quantization 0.983).
+CALIBRATION_TEXTS = 128
+_CALIBRATION_BATCH_SIZE = 16
 
 
 class _Pipeline(torch.nn.Module):
@@ -119,6 +129,42 @@ def _convert_openvino(source: Path, target: Path) -> str | None:
     return None
 
 
+def _quantize_openvino(
+    source: Path, target: Path, tokenizer: Any, texts: list[str], max_length: int | None
+) -> str | None:
+    """Static int8 of the OpenVINO graph; the reason when NNCF is missing or fails."""
+    try:
+        import nncf
+        import openvino
+    except ImportError as exc:
+        return f"the {exc.name} package is not installed"
+    batches = []
+    for start in range(0, len(texts), _CALIBRATION_BATCH_SIZE):
+        features = tokenizer(
+            texts[start : start + _CALIBRATION_BATCH_SIZE],
+            padding=True,
+            truncation=True,
+            max_length=max_length,
+            return_tensors="np",
+        )
+        batches.append(
+            {name: features[name].astype(np.int64) for name in GRAPH_INPUTS if name in features}
+        )
+    nncf.set_log_level(logging.WARNING)
+    try:
+        quantized = nncf.quantize(
+            openvino.Core().read_model(str(source)),
+            nncf.Dataset(batches),
+            preset=nncf.QuantizationPreset.PERFORMANCE,
+            model_type=nncf.ModelType.TRANSFORMER,
+            subset_size=len(batches),
+        )
+        openvino.save_model(quantized, str(target))
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}"
+    return None
+
+
 def _mrr_at_10(queries: Vectors, documents: Vectors) -> float:
     """Each query's relevant document is the one at its index (the pairs are distinct)."""
     queries = queries / np.linalg.norm(queries, axis=1, keepdims=True)
@@ -172,7 +218,7 @@ def open_variant(
     tokenizer = AutoTokenizer.from_pretrained(str(directory / TOKENIZER_DIR))
     graph = directory / manifest["files"][variant]
     limits = (manifest["max_seq_length"], manifest["dimension"])
-    if variant == "openvino":
+    if variant.startswith("openvino"):
         return load_openvino(graph, tokenizer, *limits)
     return load_onnx(graph, tokenizer, *limits, threads=threads)
 
@@ -192,12 +238,22 @@ def export_model(
         _export_onnx(model, fp32)
         _quantize(fp32, staging / VARIANTS["onnx_int8"])
         files = {name: VARIANTS[name] for name in ("onnx_int8", "onnx_fp32")}
-        skipped = {}
+        skipped: dict[str, str] = {}
         problem = _convert_openvino(fp32, staging / VARIANTS["openvino"])
         if problem is None:
             files["openvino"] = VARIANTS["openvino"]
-        else:
-            skipped["openvino"] = problem
+            checked_texts = {text for pair in pairs for text in (pair.query, pair.positive)}
+            problem = _quantize_openvino(
+                staging / VARIANTS["openvino"],
+                staging / VARIANTS["openvino_int8"],
+                model.tokenizer,
+                calibration_texts(checked_texts, CALIBRATION_TEXTS),
+                model.max_seq_length,
+            )
+            if problem is None:
+                files["openvino_int8"] = VARIANTS["openvino_int8"]
+        if problem is not None:
+            skipped.update({v: problem for v in ("openvino_int8", "openvino") if v not in files})
         manifest: dict[str, Any] = {
             "format": FORMAT,
             "files": files,

@@ -18,7 +18,7 @@ import socket
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from sqlalchemy.orm import Session
@@ -51,17 +51,25 @@ logger = logging.getLogger(__name__)
 EXPORT_STALE_AFTER = timedelta(minutes=10)
 #: Fewer held-out pairs than this and the fixed standard-library pairs are used instead.
 MIN_HELD_OUT_PAIRS = 20
+#: The variants an explicit engine tries, in order. ``auto`` tries every variant, the one
+#: its check encoded fastest first (the check runs on the machine that exports).
 _PREFERENCE: dict[Backend, tuple[str, ...]] = {
     "onnx": ("onnx_int8", "onnx_fp32"),
-    "openvino": ("openvino",),
+    "openvino": ("openvino_int8", "openvino"),
 }
+Engine = Literal["auto", "torch", "onnx", "openvino"]
 
 
-def serving_backend(settings: Settings) -> Backend:
-    """The configured engine; ``auto`` is onnx on a CPU and torch on a GPU."""
-    if settings.inference_backend != "auto":
-        return settings.inference_backend
-    return "torch" if torch.cuda.is_available() else "onnx"
+def serving_backend(settings: Settings) -> Engine:
+    """The configured engine; ``auto`` means torch on a GPU."""
+    if settings.inference_backend == "auto" and torch.cuda.is_available():
+        return "torch"
+    return settings.inference_backend
+
+
+def variant_backend(variant: str) -> Backend:
+    """The engine that runs an exported variant (a key of ``VARIANTS``)."""
+    return "openvino" if variant.startswith("openvino") else "onnx"
 
 
 @dataclass(frozen=True)
@@ -72,15 +80,27 @@ class Choice:
     detail: str
 
 
-def choose(manifest: dict[str, Any] | None, backend: Backend, settings: Settings) -> Choice:
-    """The first variant of ``backend`` that passed the quality check, else torch."""
+def _candidates(manifest: dict[str, Any], backend: Engine) -> list[str]:
+    if backend != "auto":
+        return list(_PREFERENCE[backend] if backend != "torch" else ())
+    quality = manifest["quality"]
+    exported = sorted(
+        (v for v in VARIANTS if v in manifest["files"]),
+        key=lambda v: quality[v]["encode_seconds"],
+    )
+    return exported + [v for v in VARIANTS if v not in manifest["files"]]
+
+
+def choose(manifest: dict[str, Any] | None, backend: Engine, settings: Settings) -> Choice:
+    """The first variant of ``backend`` that passed the quality check (for ``auto``, the
+    fastest that passed), else torch."""
     if backend == "torch":
         return Choice("torch", None, "torch serves (EMBEDTUNE_INFERENCE_BACKEND or a GPU)")
     if manifest is None:
         return Choice("torch", None, f"the {backend} export is not ready; torch serves meanwhile")
     quality, reasons = manifest["quality"], []
     torch_mrr = quality["torch"]["mrr@10"]
-    for variant in _PREFERENCE[backend]:
+    for variant in _candidates(manifest, backend):
         if variant not in manifest["files"]:
             reasons.append(f"{variant}: {manifest['skipped'].get(variant, 'not exported')}")
             continue
@@ -97,11 +117,14 @@ def choose(manifest: dict[str, Any] | None, backend: Backend, settings: Settings
                 f"{settings.export_max_mrr_drop} below torch's {torch_mrr:.4f}"
             )
         else:
+            engine = variant_backend(variant)
             detail = (
-                f"{backend} serves {VARIANTS[variant]} (cosine with torch {cosine:.4f}, "
-                f"MRR@10 {mrr:.4f} vs torch's {torch_mrr:.4f} on {quality['pairs']} pairs)"
+                f"{engine} serves {VARIANTS[variant]} (cosine with torch {cosine:.4f}, "
+                f"MRR@10 {mrr:.4f} vs torch's {torch_mrr:.4f} on {quality['pairs']} pairs"
             )
-            return Choice(backend, variant, "; ".join([detail, *reasons]))
+            if backend == "auto":
+                detail += f"; the fastest to pass, {figures['encode_seconds']:.2f} s in the check"
+            return Choice(engine, variant, "; ".join([detail + ")", *reasons]))
     return Choice("torch", None, "torch serves: " + "; ".join(reasons))
 
 
@@ -231,6 +254,19 @@ def export_pass(settings: Settings, inference: Inference) -> None:
     _reload_changed(inference, settings)
 
 
+def _planned(row: Any, backend: Engine, settings: Settings) -> Backend:
+    """The engine meant to serve a model not loaded here: for ``auto``, the one its finished
+    export's check picks (the checked variants are the exported ones), else torch."""
+    if backend != "auto":
+        return backend
+    if row is None or row.status != "ready" or not row.quality:
+        return "torch"
+    files = {variant: VARIANTS[variant] for variant in VARIANTS if variant in row.quality}
+    return choose(
+        {"files": files, "skipped": {}, "quality": row.quality}, backend, settings
+    ).backend
+
+
 @unit_of_work
 def list_serving(session: Session, inference: Inference, settings: Settings) -> list[ModelServing]:
     """Every model loaded here or with an export row: its engine and export status."""
@@ -244,7 +280,7 @@ def list_serving(session: Session, inference: Inference, settings: Settings) -> 
         if model is not None:
             serving, detail = model.encoder.backend, model.detail
         else:
-            serving, detail = backend, row.detail if row is not None else ""
+            serving, detail = _planned(row, backend, settings), row.detail if row else ""
         listed.append(
             ModelServing(
                 model_id=model_id,

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import warnings
+from collections.abc import Collection
 from functools import cache
 
 from embedtune.training.data import Example
@@ -26,6 +28,8 @@ _MODULES = (
 _MIN_QUERY_CHARS = 15
 _MIN_DOCUMENT_CHARS = 60
 _MAX_DOCUMENT_CHARS = 300
+#: More pairs than the modules give: all of them.
+_ALL = 1_000_000
 
 
 def _pair(doc: object) -> Example | None:
@@ -48,7 +52,9 @@ def standard_library_pairs(limit: int = 200) -> tuple[Example, ...]:
         for name in sorted(vars(module)):
             if name.startswith("_"):
                 continue
-            pair = _pair(getattr(getattr(module, name), "__doc__", None))
+            with warnings.catch_warnings():  # typing.io and typing.re are deprecated
+                warnings.simplefilter("ignore", DeprecationWarning)
+                pair = _pair(getattr(getattr(module, name), "__doc__", None))
             if pair is None or pair.query in pairs or pair.positive in documents:
                 continue
             pairs[pair.query] = pair
@@ -56,3 +62,16 @@ def standard_library_pairs(limit: int = 200) -> tuple[Example, ...]:
     ordered = sorted(pairs.values(), key=lambda pair: pair.query)
     step = max(len(ordered) // limit, 1)
     return tuple(ordered[::step][:limit])
+
+
+def calibration_texts(exclude: Collection[str], count: int) -> list[str]:
+    """Up to ``count`` texts (a query and its document in turn) of the pairs above that
+    share no text with ``exclude``: what calibrates a quantization, apart from what checks it."""
+    unused = [
+        pair
+        for pair in standard_library_pairs(_ALL)
+        if pair.query not in exclude and pair.positive not in exclude
+    ]
+    wanted = max(count // 2, 1)
+    step = max(len(unused) // wanted, 1)
+    return [text for pair in unused[::step][:wanted] for text in (pair.query, pair.positive)]
