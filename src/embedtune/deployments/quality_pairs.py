@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib
 import inspect
-import warnings
 from collections.abc import Collection
 from functools import cache
 
@@ -52,9 +51,7 @@ def standard_library_pairs(limit: int = 200) -> tuple[Example, ...]:
         for name in sorted(vars(module)):
             if name.startswith("_"):
                 continue
-            with warnings.catch_warnings():  # typing.io and typing.re are deprecated
-                warnings.simplefilter("ignore", DeprecationWarning)
-                pair = _pair(getattr(getattr(module, name), "__doc__", None))
+            pair = _pair(getattr(getattr(module, name), "__doc__", None))
             if pair is None or pair.query in pairs or pair.positive in documents:
                 continue
             pairs[pair.query] = pair
