@@ -106,7 +106,7 @@ class Signal:
                 if origin != _ORIGIN:
                     self._deliver(notice)
         finally:
-            await pubsub.aclose()  # type: ignore[no-untyped-call]
+            await pubsub.aclose()  # type: ignore[no-untyped-call,unused-ignore]
             await client.aclose()
 
     def _deliver(self, notice: Any) -> None:

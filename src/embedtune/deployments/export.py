@@ -8,7 +8,8 @@ pooling, dense layers, normalization) traced with ``torch.onnx.export`` into
 embeddings at cosine ≈ 0.994 where quantizing every op gave 0.968), and converted from the
 fp32 graph for OpenVINO (``openvino/openvino_model.xml``), which NNCF then quantizes to static
 int8 (``openvino/openvino_model_int8.xml``: activations too, calibrated on a few real texts,
-with smooth quantization, NNCF's preset for transformers). The tokenizer is saved beside the
+with smooth quantization, NNCF's preset for transformers; in a child process, see
+:mod:`embedtune.deployments.quantize`). The tokenizer is saved beside the
 ONNX files, and ``onnx/export.json`` holds what the engines need and the quality check's
 figures; it is written last, so an export without it is incomplete.
 
@@ -31,6 +32,7 @@ import numpy as np
 import torch
 from sentence_transformers import SentenceTransformer
 
+from embedtune.deployments import quantize
 from embedtune.deployments.backends import (
     GRAPH_INPUTS,
     Encoder,
@@ -129,15 +131,10 @@ def _convert_openvino(source: Path, target: Path) -> str | None:
     return None
 
 
-def _quantize_openvino(
-    source: Path, target: Path, tokenizer: Any, texts: list[str], max_length: int | None
-) -> str | None:
-    """Static int8 of the OpenVINO graph; the reason when NNCF is missing or fails."""
-    try:
-        import nncf
-        import openvino
-    except ImportError as exc:
-        return f"the {exc.name} package is not installed"
+def _calibration_batches(
+    tokenizer: Any, texts: list[str], max_length: int | None
+) -> list[quantize.Batch]:
+    """The calibration texts tokenized as the graph takes them, in batches."""
     batches = []
     for start in range(0, len(texts), _CALIBRATION_BATCH_SIZE):
         features = tokenizer(
@@ -150,19 +147,7 @@ def _quantize_openvino(
         batches.append(
             {name: features[name].astype(np.int64) for name in GRAPH_INPUTS if name in features}
         )
-    nncf.set_log_level(logging.WARNING)
-    try:
-        quantized = nncf.quantize(
-            openvino.Core().read_model(str(source)),
-            nncf.Dataset(batches),
-            preset=nncf.QuantizationPreset.PERFORMANCE,
-            model_type=nncf.ModelType.TRANSFORMER,
-            subset_size=len(batches),
-        )
-        openvino.save_model(quantized, str(target))
-    except Exception as exc:
-        return f"{type(exc).__name__}: {exc}"
-    return None
+    return batches
 
 
 def _mrr_at_10(queries: Vectors, documents: Vectors) -> float:
@@ -243,12 +228,14 @@ def export_model(
         if problem is None:
             files["openvino"] = VARIANTS["openvino"]
             checked_texts = {text for pair in pairs for text in (pair.query, pair.positive)}
-            problem = _quantize_openvino(
+            problem = quantize.quantize_openvino(
                 staging / VARIANTS["openvino"],
                 staging / VARIANTS["openvino_int8"],
-                model.tokenizer,
-                calibration_texts(checked_texts, CALIBRATION_TEXTS),
-                model.max_seq_length,
+                _calibration_batches(
+                    model.tokenizer,
+                    calibration_texts(checked_texts, CALIBRATION_TEXTS),
+                    model.max_seq_length,
+                ),
             )
             if problem is None:
                 files["openvino_int8"] = VARIANTS["openvino_int8"]
