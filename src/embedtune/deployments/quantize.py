@@ -24,8 +24,9 @@ import numpy as np
 
 logger = logging.getLogger(__name__)
 
-#: The longest a quantization may take; it took about 10 s for MiniLM on 2 cores.
-QUANTIZE_TIMEOUT_SECONDS = 600.0
+#: The longest a quantization may take (it took about 10 s for MiniLM on 2 cores), well
+#: inside the ten minutes after which another process may take over a claimed export.
+QUANTIZE_TIMEOUT_SECONDS = 300.0
 #: The exit code of a quantization that failed and said why (its last line of stderr).
 _FAILED = 3
 

@@ -123,7 +123,8 @@ def _examples(session: Session, release_id: str) -> Iterator[dict[str, str]]:
     for click in repository.released_clicks(session, release_id):
         clicked[click.session_pk].add(click.document_id)
     clicked_for_query: dict[str, set[str]] = defaultdict(set)
-    for known in repository.clicked_for_release_queries(session, release_id):
+    keys = {s.query_key for s in sessions}
+    for known in repository.clicked_for_release_queries(session, release_id, keys):
         clicked_for_query[known.query_key].add(known.document_id)
     pairs = build_pairs(
         (
