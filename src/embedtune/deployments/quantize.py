@@ -66,7 +66,11 @@ def run_child(command: list[str], timeout: float) -> str | None:
     if done.returncode == _FAILED and said:
         return said[0]
     if done.returncode < 0:
-        ended = f"its process was ended by {signal.Signals(-done.returncode).name}"
+        try:
+            name = signal.Signals(-done.returncode).name
+        except ValueError:
+            name = f"signal {-done.returncode}"
+        ended = f"its process was ended by {name}"
     else:
         ended = f"its process exited with code {done.returncode}"
     return f"{ended}; it last said: {said[0]}" if said else ended
