@@ -81,12 +81,12 @@ def _quantize(source: str, target: str, calibration: str) -> None:
     import nncf
     import openvino
 
+    by_index: dict[int, Batch] = {}
     with np.load(calibration) as stored:
-        count = 1 + max((int(key.split("/")[0]) for key in stored.files), default=-1)
-        batches = [
-            {key.split("/")[1]: stored[key] for key in stored.files if key.startswith(f"{i}/")}
-            for i in range(count)
-        ]
+        for key in stored.files:  # "<batch index>/<input name>", as quantize_openvino wrote
+            index, name = key.split("/")
+            by_index.setdefault(int(index), {})[name] = stored[key]
+    batches = [by_index[index] for index in sorted(by_index)]
     nncf.set_log_level(logging.WARNING)
     quantized = nncf.quantize(
         openvino.Core().read_model(source),
