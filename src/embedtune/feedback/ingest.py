@@ -38,14 +38,27 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"), sort_keys=True, ensure_ascii=False)
 
 
-def _check_rules(body: SessionIn) -> str:
-    """The rules a session must keep besides its shape; returns the body's fingerprint
-    (SHA-256 of its canonical JSON). Raises Unprocessable."""
+@dataclass(slots=True)
+class _Checked:
+    """A line that keeps the rules: its fingerprint, and its results' ids taken once."""
+
+    line: int
+    body: SessionIn
+    #: SHA-256 of the body's canonical JSON.
+    fingerprint: str
+    #: The ids shown, in rank order.
+    ids: list[str]
+    #: The ids shown without a text.
+    textless: list[str]
+
+
+def _check_rules(line: int, body: SessionIn) -> _Checked:
+    """The rules a session must keep besides its shape. Raises Unprocessable."""
     ids = [result.id for result in body.results]
     if len(set(ids)) != len(ids):
         duplicate = next(i for i in ids if ids.count(i) > 1)
         raise Unprocessable(f"result {duplicate!r} is shown twice", code="duplicate_result")
-    if unknown := sorted(set(body.clicks) - set(ids)):
+    if body.clicks and (unknown := sorted(set(body.clicks).difference(ids))):
         raise Unprocessable(
             f"clicks name result(s) not shown: {', '.join(map(repr, unknown))}",
             code="unknown_result",
@@ -57,7 +70,8 @@ def _check_rules(body: SessionIn) -> str:
     canonical = body.model_dump_json(exclude={"metadata"}) + metadata
     if "\\u0000" in canonical and _holds_nul(body):
         raise Unprocessable("text must not contain NUL characters", code="validation_error")
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    textless = [result.id for result in body.results if result.text is None]
+    return _Checked(line, body, hashlib.sha256(canonical.encode()).hexdigest(), ids, textless)
 
 
 def _strings(value: Any) -> Iterator[str]:
@@ -125,65 +139,67 @@ class _Chunk:
 
 def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
     """Stores the chunk's new sessions; ``seen`` holds the document ids known so far."""
-    now = chunk.now
-    checked: list[tuple[int, SessionIn, str]] = []
+    checked: list[_Checked] = []
     for line, body in chunk.items:
         try:
-            checked.append((line, body, _check_rules(body)))
+            checked.append(_check_rules(line, body))
         except Unprocessable as exc:
             chunk.outcome[line] = exc
-    textless = {r.id for _, body, _ in checked for r in body.results if r.text is None} - seen
+    textless = set().union(*(c.textless for c in checked)).difference(seen)
     seen |= repository.known_documents(session, sorted(textless)) if textless else set()
     # A lone session is written first and looked up only if its id is taken (one statement
     # fewer a POST). A chunk looks its ids up first: a line stored before must not make
     # its texts count as seen for the lines after it.
     lone = len(checked) == 1
-    ids = [body.session_id for _, body, _ in checked]
+    ids = [c.body.session_id for c in checked]
     stored = {} if lone else repository.fingerprints(session, ids)
-    new: dict[str, tuple[int, SessionIn, str]] = {}
-    for line, body, fingerprint in checked:
-        missing = [r.id for r in body.results if r.text is None and r.id not in seen]
+    new: dict[str, _Checked] = {}
+    for c in checked:
+        sid = c.body.session_id
+        missing = [] if seen.issuperset(c.textless) else [i for i in c.textless if i not in seen]
         if lone and missing:
             stored = repository.fingerprints(session, ids)
-        earlier = stored.get(body.session_id)
-        if earlier is None and body.session_id in new:
-            earlier = new[body.session_id][2]
+        earlier = stored.get(sid)
+        if earlier is None and sid in new:
+            earlier = new[sid].fingerprint
         if earlier is not None:
-            chunk.outcome[line] = _DUPLICATE if earlier == fingerprint else _reused(body.session_id)
+            chunk.outcome[c.line] = _DUPLICATE if earlier == c.fingerprint else _reused(sid)
             continue
         if missing:
-            chunk.outcome[line] = Unprocessable(
+            chunk.outcome[c.line] = Unprocessable(
                 f"result(s) {', '.join(map(repr, missing))} need a text the first time",
                 code="document_text_required",
             )
             continue
-        new[body.session_id] = (line, body, fingerprint)
-        seen.update(r.id for r in body.results if r.text is not None)
-    pks = storage.store_sessions(session, _new_rows([(b, f) for _, b, f in new.values()], now))
+        new[sid] = c
+        if len(c.textless) < len(c.ids):
+            seen.update(r.id for r in c.body.results if r.text is not None)
+    pks = storage.store_sessions(session, _new_rows(new.values(), chunk.now))
     raced = [sid for sid in new if sid not in pks]
     for sid, fingerprint in repository.fingerprints(session, raced).items():
-        line, _, mine = new.pop(sid)
-        chunk.outcome[line] = _DUPLICATE if fingerprint == mine else _reused(sid)
-    chunk.outcome.update({line: _ACCEPTED for line, _, _ in new.values()})
+        mine = new.pop(sid)
+        chunk.outcome[mine.line] = _DUPLICATE if fingerprint == mine.fingerprint else _reused(sid)
+    chunk.outcome.update({c.line: _ACCEPTED for c in new.values()})
 
 
-def _new_rows(new: list[tuple[SessionIn, str]], now: datetime) -> storage.NewSessions:
+def _new_rows(new: Iterable[_Checked], now: datetime) -> storage.NewSessions:
     """The rows of the sessions to store, their results, texts and clicks, in line order."""
     rows = storage.NewSessions(now=now)
-    for body, fingerprint in new:
+    for c in new:
+        body = c.body
         sid = body.session_id
         created_at = _created_at(body, now)
-        rows.results += [(sid, rank, r.id) for rank, r in enumerate(body.results, start=1)]
-        rows.texts += [(sid, r.id, r.text) for r in body.results if r.text is not None]
+        rows.results.append((sid, c.ids))
+        if len(c.textless) < len(c.ids):
+            rows.texts += [(sid, r.id, r.text) for r in body.results if r.text is not None]
         clicked: list[int] = []
         if body.clicks:
-            ranks = {r.id: rank for rank, r in enumerate(body.results, start=1)}
             distinct = list(dict.fromkeys(body.clicks))
-            clicked = [ranks[doc] for doc in distinct]
+            clicked = [c.ids.index(doc) + 1 for doc in distinct]
             rows.clicks += [
                 (sid, doc, rank, created_at) for doc, rank in zip(distinct, clicked, strict=True)
             ]
-        rows.sessions.append(_session_row(body, fingerprint, now, created_at, clicked))
+        rows.sessions.append(_session_row(body, c.fingerprint, now, created_at, clicked))
     return rows
 
 

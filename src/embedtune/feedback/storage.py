@@ -7,9 +7,11 @@ SQLite, a local file, takes the driver's ``executemany`` of each table.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from itertools import chain, repeat
+from operator import itemgetter
 from typing import Any, cast
 
 from sqlalchemy import Column, Connection, Table
@@ -41,8 +43,8 @@ class NewSessions:
     now: datetime
     #: feedback_session rows (every column but ``pk``).
     sessions: list[dict[str, Any]] = field(default_factory=list)
-    #: ``(session_id, rank, document_id)``.
-    results: list[tuple[str, int, str]] = field(default_factory=list)
+    #: ``(session_id, document_ids)``: the ids shown, in rank order (rank 1 first).
+    results: list[tuple[str, list[str]]] = field(default_factory=list)
     #: ``(session_id, document_id, text)``: the texts given.
     texts: list[tuple[str, str, str]] = field(default_factory=list)
     #: ``(session_id, document_id, rank, created_at)``.
@@ -63,7 +65,10 @@ def store_sessions(session: Session, new: NewSessions) -> dict[str, int]:
     texts = {doc: text for sid, doc, text in new.texts if sid in pks}
     # Ids in sorted order, so concurrent writers lock shared documents in the same order.
     documents = [(doc, texts[doc], new.now) for doc in sorted(texts)]
-    results = [(pks[sid], rank, doc) for sid, rank, doc in new.results if sid in pks]
+    results: list[tuple[int, int, str]] = []
+    for sid, ids in new.results:
+        if (pk := pks.get(sid)) is not None:
+            results += zip(repeat(pk, len(ids)), range(1, len(ids) + 1), ids, strict=True)
     clicks = [(pks[sid], doc, rank, at) for sid, doc, rank, at in new.clicks if sid in pks]
     for columns, rows, tail in (
         (_DOCUMENT_COLUMNS, documents, _UPSERT_TAIL),
@@ -74,15 +79,16 @@ def store_sessions(session: Session, new: NewSessions) -> dict[str, int]:
             table = columns[0].table.name
             names = ", ".join(column.name for column in columns)
             marks = ", ".join("?" for _ in columns)
-            by_column = _bound(connection.dialect, columns, rows)
+            if any(_processor(connection.dialect, column) for column in columns):
+                rows = list(zip(*_bound(connection.dialect, columns, rows), strict=True))
             sql = f"INSERT INTO {table} ({names}) VALUES ({marks}) {tail}"
-            connection.exec_driver_sql(
-                sql, list(zip(*by_column, strict=True)), execution_options=_CHECKED
-            )
+            connection.exec_driver_sql(sql, rows, execution_options=_CHECKED)
     return pks
 
 
 _SESSION_COLUMNS = tuple(column for column in _session.c if column.key != "pk")
+#: A session row's values in ``_SESSION_COLUMNS``' order.
+_session_values = itemgetter(*(column.key for column in _SESSION_COLUMNS))
 _DOCUMENT_COLUMNS = (_document.c.id, _document.c.text, _document.c.updated_at)
 _RESULT_COLUMNS = (_result.c.session_pk, _result.c.rank, _result.c.document_id)
 _CLICK_COLUMNS = (_click.c.session_pk, _click.c.document_id, _click.c.rank, _click.c.created_at)
@@ -92,12 +98,19 @@ _UPSERT_TAIL = (
 )
 
 
-def _bound(dialect: Any, columns: Sequence[Column[Any]], rows: list[Any]) -> list[list[Any]]:
+def _processor(dialect: Any, column: Column[Any]) -> Callable[[Any], Any] | None:
+    """How ``column``'s type binds a value for the driver; None: as it is."""
+    return column.type.dialect_impl(dialect).bind_processor(dialect)
+
+
+def _bound(
+    dialect: Any, columns: Sequence[Column[Any]], rows: Sequence[Sequence[Any]]
+) -> list[list[Any]]:
     """``rows`` (tuples in ``columns``' order) as one list per column, each value as its
     column's type binds it, for the driver."""
     by_column: list[list[Any]] = []
     for index, column in enumerate(columns):
-        process = column.type.dialect_impl(dialect).bind_processor(dialect)
+        process = _processor(dialect, column)
         values = [row[index] for row in rows]
         if process is None:
             by_column.append(values)
@@ -120,7 +133,7 @@ def _sqlite_insert_sessions(connection: Connection, rows: list[dict[str, Any]]) 
     """Multi-row ``INSERT … ON CONFLICT DO NOTHING RETURNING`` (SQLite's driver returns no
     rows from executemany), its parameters bound as ``_bound`` does."""
     columns = _SESSION_COLUMNS
-    values = [tuple(row[column.key] for column in columns) for row in rows]
+    values = list(map(_session_values, rows))
     bound = list(zip(*_bound(connection.dialect, columns, values), strict=True))
     names = ", ".join(column.name for column in columns)
     marks = "(" + ", ".join("?" for _ in columns) + ")"
@@ -131,7 +144,7 @@ def _sqlite_insert_sessions(connection: Connection, rows: list[dict[str, Any]]) 
             f"INSERT INTO feedback_session ({names}) VALUES {', '.join([marks] * len(page))} "
             "ON CONFLICT (session_id) DO NOTHING RETURNING session_id, pk"
         )
-        parameters = tuple(value for row in page for value in row)
+        parameters = tuple(chain.from_iterable(page))
         result = connection.exec_driver_sql(sql, parameters, execution_options=_CHECKED)
         pks.update({session_id: pk for session_id, pk in result})
     return pks
@@ -178,12 +191,15 @@ WITH s AS (
     JOIN s USING (session_id)
 )
 SELECT session_id, pk FROM s"""
-    sessions = [tuple(row[column.key] for column in _SESSION_COLUMNS) for row in new.sessions]
+    sessions = list(map(_session_values, new.sessions))
     texts = [(*text, new.now) for text in new.texts]
     parameters = (
         *_bound(dialect, _SESSION_COLUMNS, sessions),
         *_bound(dialect, (sid, *_DOCUMENT_COLUMNS), texts),
-        *_bound(dialect, (sid, *_RESULT_COLUMNS[1:]), new.results),
+        # The results' columns need no binding: session_id, rank, document_id.
+        list(chain.from_iterable(repeat(s, len(ids)) for s, ids in new.results)),
+        list(chain.from_iterable(range(1, len(ids) + 1) for _, ids in new.results)),
+        list(chain.from_iterable(ids for _, ids in new.results)),
         *_bound(dialect, (sid, *_CLICK_COLUMNS[1:]), new.clicks),
     )
     rows = connection.exec_driver_sql(sql, parameters, execution_options=_CHECKED)
