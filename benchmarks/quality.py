@@ -55,7 +55,10 @@ RECIPES: dict[str, dict[str, Any]] = {
         "learning_rate": 5e-5,
         "epochs": 1.0,
         "group_by_length": False,
+        "precision": "fp32",
     },
+    # The default's fallback where the CPU has no native bf16.
+    "fp32": {"precision": "fp32"},
     "hard-negatives": {"hard_negatives": {"count": 1, "relative_margin": 0.05}},
     "gist": {"loss": "gist"},
     "symmetric": {"loss": "symmetric"},
@@ -235,7 +238,7 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=1500)
     parser.add_argument(
         "--recipes",
-        default="script-recipe,hard-negatives,gist",
+        default="script-recipe,fp32,hard-negatives",
         help=f"comma-separated, of {', '.join(RECIPES)}; 'none' for none",
     )
     args = parser.parse_args()

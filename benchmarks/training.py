@@ -109,8 +109,10 @@ def run_plugin(args: argparse.Namespace, batch: Path, work_dir: Path) -> dict[st
         "batch_size": args.batch_size,
         "learning_rate": args.learning_rate,
         "seed": args.seed,
-        # The plain script's sampler: the same batches, so only the overhead differs.
+        # The plain script's sampler and arithmetic: the same batches, so only the
+        # overhead differs.
         "group_by_length": False,
+        "precision": "fp32",
     }
     started = time.perf_counter()
     result = SentenceTransformersPlugin().train(

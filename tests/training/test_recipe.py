@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import torch
 from sentence_transformers import SentenceTransformer
 
 from embedtune.training.data import Example
@@ -18,6 +19,8 @@ from embedtune.training.sentence_transformers.recipe import (
     auto_epochs,
     auto_learning_rate,
     epoch_cost,
+    native_bf16,
+    resolve_precision,
 )
 from embedtune.training.synthetic import synthetic_examples, write_jsonl
 
@@ -29,10 +32,10 @@ TINY = {"batch_size": 4, "max_steps": 2}
 @pytest.mark.parametrize(
     "options",
     [
-        {"loss": "mnrl"},
+        {"loss": "mnrl", "precision": "fp32"},
         {"loss": "cached_mnrl", "mini_batch_size": 2},
         {"loss": "gist"},
-        {"loss": "symmetric", "matryoshka_dims": [384, 64]},
+        {"loss": "symmetric", "matryoshka_dims": [384, 64], "precision": "bf16"},
     ],
     ids=["mnrl", "cached_mnrl", "gist", "symmetric+matryoshka"],
 )
@@ -50,6 +53,8 @@ def test_each_loss_trains_for_real(
     assert [p["step"] for p in result.metrics["loss_curve"]] == [1, 2]
     assert all(p["loss"] == p["loss"] for p in result.metrics["loss_curve"]), "NaN loss"
     assert result.metrics["recipe"]["loss"] == options["loss"]
+    if "precision" in options:
+        assert result.metrics["recipe"]["precision"] == options["precision"]
     model = SentenceTransformer(str(result.model_dir), device="cpu")
     assert model.encode(["a vesk"]).shape == (1, 384)
 
@@ -146,3 +151,27 @@ def test_examples_keep_their_own_negatives_when_mining(base_model: ModelSpec) ->
     mined = mine(model, examples, HardNegativeOptions())
 
     assert Example("q1", "p1", "own negative") in mined
+
+
+@pytest.mark.parametrize(
+    ("capabilities", "expected"),
+    [
+        ({"avx512_bf16": True, "amx_bf16": False}, "bf16"),
+        ({"avx512_bf16": False, "amx_bf16": True}, "bf16"),
+        ({"avx512_bf16": False, "amx_bf16": False, "avx2": True}, "fp32"),
+    ],
+)
+def test_automatic_precision_is_bf16_only_where_the_cpu_computes_it(
+    monkeypatch: pytest.MonkeyPatch, capabilities: dict[str, bool], expected: str
+) -> None:
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.cpu, "get_capabilities", lambda: capabilities)
+    assert native_bf16() is (expected == "bf16")
+    assert resolve_precision("auto") == expected
+    assert resolve_precision("fp32") == "fp32" and resolve_precision("bf16") == "bf16"
+
+
+def test_bf16_buys_more_epochs_for_the_same_compute() -> None:
+    mixed = [(12, 250 if row % 10 == 0 else 30 + row % 60) for row in range(3_600)]
+    fp32 = auto_epochs(mixed, 64)
+    assert fp32 < auto_epochs(mixed, 64, token_cost=0.65) <= 2.0

@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 Loss = Literal["mnrl", "cached_mnrl", "gist", "symmetric"]
 LrScheduler = Literal["linear", "cosine", "constant"]
 BestMetric = Literal["mrr@10", "ndcg@10"]
+Precision = Literal["auto", "fp32", "bf16"]
 
 #: Trials walk this grid of (learning-rate factor, training-length factor), in this order.
 TRIAL_GRID: tuple[tuple[float, float], ...] = tuple(
@@ -101,6 +102,14 @@ class TrainingOptions(BaseModel):
     group_by_length: bool = Field(
         default=True,
         description="Batch texts of similar length together (less padding, same data).",
+    )
+    precision: Precision = Field(
+        default="auto",
+        description=(
+            "Arithmetic of the training steps. bf16: mixed precision (the weights stay fp32); "
+            "auto: bf16 where the worker's hardware computes it natively (a GPU that supports "
+            "it, a CPU with AVX512-BF16 or AMX), fp32 elsewhere."
+        ),
     )
     seed: int = Field(default=42, ge=0, le=2**32 - 1)
     trials: int = Field(

@@ -6,11 +6,13 @@ in-batch negatives for about the same compute per epoch, once batches group text
 similar length (padding follows the longest text of a batch); the learning rate grows with
 the square root of the batch (never below the reference 5e-5).
 
-Epochs follow a compute budget: the padded tokens of one epoch in random batches of the
-reference size 32 (what a plain one-epoch run spends). Length-grouped batches spend far
-fewer tokens per epoch on texts of mixed length, so such data gets a second epoch for the
-same compute; data of uniform length keeps one. Small data gets up to two epochs so that
-training still takes enough steps.
+Epochs follow a compute budget: the time of one epoch in random batches of the reference
+size 32 (what a plain one-epoch run spends), counted in padded tokens. Length-grouped
+batches spend far fewer tokens per epoch on texts of mixed length (each at a measured
+``GROUPED_TOKEN_COST``), so such data gets more than one epoch for the same time; data of
+uniform length keeps one. Where the hardware computes bf16 natively, training runs in bf16
+mixed precision and a token costs ``BF16_TOKEN_COST`` of its fp32 time. Small data gets up
+to two epochs so that training still takes enough steps.
 """
 
 from __future__ import annotations
@@ -52,10 +54,17 @@ MIN_BATCHES_PER_EPOCH = 8
 #: compute of the one-epoch script it must not be slower than.
 TARGET_STEPS = 24
 MAX_AUTO_EPOCHS = 2.0
-#: The share of the reference epoch's padded tokens that automatic epochs may spend. All of
-#: it: the held-out evaluations and the checkpoints are paid for by what larger batches save
-#: per token and by the held-out examples not trained on (see benchmarks/quality.py).
+#: The share of the reference epoch's time that automatic epochs may spend. All of it: the
+#: held-out evaluations and the checkpoints are counted in ``GROUPED_TOKEN_COST``.
 COMPUTE_BUDGET = 1.0
+#: Time per padded token of a length-grouped epoch against a random one, as measured
+#: end to end (benchmarks/quality.py: two grouped epochs at batch 64 took 1.31 times the
+#: one-epoch script, and 1.31 to 1.39 on samples of steps alone): shorter batches use the
+#: cores less fully, and the held-out evaluations come on top.
+GROUPED_TOKEN_COST = 1.35
+#: Time per token of bf16 mixed precision against fp32, measured on a CPU with
+#: AVX512-BF16 (0.60 to 0.65 a step of batch 64).
+BF16_TOKEN_COST = 0.65
 #: Automatic epochs are multiples of this.
 EPOCH_STEP = 0.25
 MAX_AUTO_SEQ_LENGTH = 256
@@ -77,6 +86,7 @@ class Recipe:
     weight_decay: float
     max_seq_length: int
     group_by_length: bool
+    precision: str
     matryoshka_dims: list[int] | None
     mini_batch_size: int
     seed: int
@@ -140,17 +150,39 @@ def epoch_cost(
     return padded_tokens(lengths, random_batches(len(lengths), batch_size, seed))
 
 
-def auto_epochs(lengths: Sequence[Sequence[int]], batch_size: int, grouped: bool = True) -> float:
+def auto_epochs(
+    lengths: Sequence[Sequence[int]],
+    batch_size: int,
+    grouped: bool = True,
+    token_cost: float = 1.0,
+) -> float:
     """As many epochs (in steps of 0.25, 1 to 2) as the compute budget pays for; two for
-    small data whose epoch is under ``TARGET_STEPS`` steps."""
+    small data whose epoch is under ``TARGET_STEPS`` steps. ``token_cost``: the time of a
+    token in the run's precision, against fp32."""
     if not lengths:
         return 1.0
     steps_per_epoch = max(1, math.ceil(len(lengths) / batch_size))
     small = min(MAX_AUTO_EPOCHS, max(1.0, math.ceil(TARGET_STEPS / steps_per_epoch)))
     budget = COMPUTE_BUDGET * epoch_cost(lengths, BASE_BATCH_SIZE, grouped=False)
-    affordable = budget / max(1, epoch_cost(lengths, batch_size, grouped))
+    per_token = token_cost * (GROUPED_TOKEN_COST if grouped else 1.0)
+    affordable = budget / max(1.0, per_token * epoch_cost(lengths, batch_size, grouped))
     by_budget = math.floor(affordable / EPOCH_STEP) * EPOCH_STEP
     return min(MAX_AUTO_EPOCHS, max(1.0, small, by_budget))
+
+
+def native_bf16() -> bool:
+    """Whether this machine computes bf16 natively: a CUDA GPU that supports it, or (with
+    no GPU) a CPU with AVX512-BF16 or AMX-BF16."""
+    if torch.cuda.is_available():
+        return bool(torch.cuda.is_bf16_supported())
+    capabilities = torch.cpu.get_capabilities()
+    return bool(capabilities.get("avx512_bf16") or capabilities.get("amx_bf16"))
+
+
+def resolve_precision(requested: str) -> str:
+    if requested != "auto":
+        return requested
+    return "bf16" if native_bf16() else "fp32"
 
 
 def resolve(
@@ -163,6 +195,7 @@ def resolve(
     (``count_tokens(texts, limit)``: the model's tokens of each text, at most ``limit``)."""
     batch_size = options.batch_size or min(auto_batch_size(len(train)), max(len(train), 1))
     max_seq_length = options.max_seq_length or min(model_max_length, MAX_AUTO_SEQ_LENGTH)
+    precision = resolve_precision(options.precision)
     epochs = options.epochs
     if epochs is None:
         columns = [
@@ -170,7 +203,8 @@ def resolve(
             count_tokens([ex.positive for ex in train], max_seq_length),
         ]
         lengths = list(zip(*columns, strict=True))
-        epochs = auto_epochs(lengths, batch_size, options.group_by_length)
+        token_cost = BF16_TOKEN_COST if precision == "bf16" else 1.0
+        epochs = auto_epochs(lengths, batch_size, options.group_by_length, token_cost)
     return Recipe(
         loss=options.loss,
         batch_size=batch_size,
@@ -182,6 +216,7 @@ def resolve(
         weight_decay=options.weight_decay,
         max_seq_length=max_seq_length,
         group_by_length=options.group_by_length,
+        precision=precision,
         matryoshka_dims=options.matryoshka_dims,
         mini_batch_size=options.mini_batch_size,
         seed=options.seed,
@@ -302,4 +337,7 @@ def training_arguments(
         report_to=report_to,
         disable_tqdm=True,
         dataloader_pin_memory=torch.cuda.is_available(),
+        bf16=recipe.precision == "bf16",
+        # Transformers asks for the CPU by name before it autocasts there in bf16.
+        use_cpu=recipe.precision == "bf16" and not torch.cuda.is_available(),
     )
