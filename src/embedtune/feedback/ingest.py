@@ -151,14 +151,14 @@ def _store_chunk(session: Session, chunk: _Chunk, seen: set[str]) -> None:
     # fewer a POST). A chunk looks its ids up first: a line stored before must not make
     # its texts count as seen for the lines after it.
     lone = len(checked) == 1
-    ids = [c.body.session_id for c in checked]
-    stored = {} if lone else repository.fingerprints(session, ids)
+    session_ids = [c.body.session_id for c in checked]
+    stored = {} if lone else repository.fingerprints(session, session_ids)
     new: dict[str, _Checked] = {}
     for c in checked:
         sid = c.body.session_id
         missing = [] if seen.issuperset(c.textless) else [i for i in c.textless if i not in seen]
         if lone and missing:
-            stored = repository.fingerprints(session, ids)
+            stored = repository.fingerprints(session, session_ids)
         earlier = stored.get(sid)
         if earlier is None and sid in new:
             earlier = new[sid].fingerprint
