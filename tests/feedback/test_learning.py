@@ -116,7 +116,9 @@ def test_a_task_without_batch_learns_from_clicks_and_beats_the_base_on_held_out_
     summary = app_client.get("/feedback").json()
     assert 0.3 < summary["click_through_rate"] < 1.0
 
-    training = {"max_steps": 12, "batch_size": 16, "learning_rate": 1e-4}
+    # About three epochs of the pairs: at 12 steps (one) the trained model scored within
+    # 0.001 of the base, in fp32 and in bf16 alike, which left the check to chance.
+    training = {"max_steps": 36, "batch_size": 16, "learning_rate": 1e-4}
     created = app_client.post(
         "/fine-tuning/task",
         json={"embedding_model_id": "all-MiniLM-L6-v2", "metadata": {"training": training}},
